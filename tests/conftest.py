@@ -1,0 +1,32 @@
+"""Shared fixtures: where the real data lives, and a fresh Keras/TF state per test."""
+import os
+import pathlib
+
+import pytest
+
+# Two logical CPU devices for tf.distribute tests; must be set before TensorFlow starts.
+os.environ.setdefault("UB_NUM_LOGICAL_CPUS", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> pathlib.Path:
+    """The read-only real data folder: $UB_SHARED_DATA, else ../shared/data beside the repo."""
+    return pathlib.Path(os.environ.get("UB_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} is absent (set UB_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> pathlib.Path:
+    path = pathlib.Path("/usr/share/datasets/fashion-mnist")
+    if not (path / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST idx files absent at {path} (apt-get install dataset-fashion-mnist)")
+    return path
