@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-# Two logical CPU devices for tf.distribute tests; must be set before TensorFlow starts.
+# Two logical CPU devices for tf.distribute tests (configured below, before TF starts).
 os.environ.setdefault("UB_NUM_LOGICAL_CPUS", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,3 +30,17 @@ def fashion_mnist_dir() -> pathlib.Path:
     if not (path / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"Fashion-MNIST idx files absent at {path} (apt-get install dataset-fashion-mnist)")
     return path
+
+
+def _split_cpu_into_logical_devices(n: int = 2) -> None:
+    """Give TensorFlow n logical CPU devices so tf.distribute tests can use MirroredStrategy."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+
+
+_split_cpu_into_logical_devices(int(os.environ["UB_NUM_LOGICAL_CPUS"]))
