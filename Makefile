@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` (set up, prepare offline data, run the main baseline)
+# and `make test` (set up, run the test suite). Both create the environment from the lock file.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Prepared TFDS-format datasets (outside git); real read-only inputs in ../shared/data.
+DATA_DIR ?= $(CURDIR)/data
+SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
+FASHION_MNIST_IDX := /usr/share/datasets/fashion-mnist
+DEMO_DIR ?= $(CURDIR)/runs/demo
+
+.PHONY: setup system-data test demo lock
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/lock.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q pip==26.3
+	$(VENV)/bin/pip install -q --no-deps -r requirements/lock.txt
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist package (needs root and apt).
+system-data:
+	@test -f $(FASHION_MNIST_IDX)/t10k-images-idx3-ubyte.gz || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } || \
+	  echo "warning: could not install dataset-fashion-mnist; its tests will skip"
+
+test: setup system-data
+	$(PY) -m pytest
+
+# Regenerate the lock file from the current environment (after changing setup.py).
+lock:
+	$(VENV)/bin/pip freeze --all --exclude-editable | grep -vE '^pip==' \
+	  | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt
