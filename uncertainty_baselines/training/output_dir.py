@@ -1,0 +1,69 @@
+"""Output-directory guard: never mix two different runs in one folder.
+
+A run writes its result-deciding flags to `flags.json` when it starts. Starting again in
+the same folder with the same flags resumes it; with other flags it is refused, unless the
+caller asks to overwrite, which deletes the folder's contents first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+from typing import Any, Iterable, Mapping
+
+from uncertainty_baselines.training.run_record import write_json_atomic
+
+FLAGS_FILE = "flags.json"
+
+
+def prepare_output_dir(output_dir: str | os.PathLike, flags: Mapping[str, Any], *,
+                       overwrite: bool = False, ignore: Iterable[str] = ()) -> bool:
+    """Create or reuse `output_dir` for a run with `flags`; return True when resuming.
+
+    `ignore` names flags that do not change the result (e.g. `output_dir`, `overwrite`,
+    logging intervals) and may differ between the first start and a restart.
+    Raises ValueError naming the differing flags when the folder holds another run and
+    `overwrite` is False.
+    """
+    path = pathlib.Path(output_dir)
+    ignored = set(ignore)
+    wanted = _json_round_trip({k: v for k, v in flags.items() if k not in ignored})
+    flags_path = path / FLAGS_FILE
+    if flags_path.is_file():
+        recorded = json.loads(flags_path.read_text())
+        if recorded == wanted:
+            return True
+        if not overwrite:
+            raise ValueError(
+                f"output_dir {path} holds a run with other flags ({describe_differences(recorded, wanted)}); "
+                "use the same flags to resume it, another --output_dir, or --overwrite to delete it")
+    elif path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ValueError(
+            f"output_dir {path} is not empty and holds no {FLAGS_FILE}; refusing to write into it "
+            "(choose an empty or new folder, or pass --overwrite to delete its contents)")
+    if overwrite and path.is_dir():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(flags_path, wanted)
+    return False
+
+
+def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """'name: old -> new' for every key whose value differs, sorted by name."""
+    keys = sorted(set(old) | set(new))
+    missing = "<unset>"
+    return "; ".join(f"{k}: {old.get(k, missing)!r} -> {new.get(k, missing)!r}"
+                     for k in keys if old.get(k, missing) != new.get(k, missing))
+
+
+def _json_round_trip(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags as they read back from disk (tuples become lists), so comparisons hold."""
+    try:
+        return json.loads(json.dumps(flags))
+    except TypeError as e:
+        raise ValueError(f"flags must be JSON-serialisable: {e}") from e

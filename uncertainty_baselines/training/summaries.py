@@ -1,0 +1,84 @@
+"""Evaluation summaries: TensorBoard scalars and one JSON line of metrics per evaluation.
+
+`metrics.jsonl` holds `{"step": s, "epoch": e, <flat metric keys>...}` per evaluation, in
+order. On resume from step s the lines of later steps (written before a crash, but
+belonging to work that will be redone) are removed, so the file never holds duplicates.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+from typing import Any, Mapping
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """All complete lines of `metrics.jsonl` (a torn last line from a crash is ignored)."""
+    path = pathlib.Path(output_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # Only the last line can be torn: lines are appended and fsynced in order.
+    return records
+
+
+def truncate_metrics(output_dir: str | os.PathLike, after_step: int) -> int:
+    """Keep only records with step <= `after_step`; return how many were removed."""
+    path = pathlib.Path(output_dir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = [json.dumps(r, sort_keys=True) for r in read_metrics(output_dir) if r["step"] <= after_step]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+    return len(lines) - len(kept)
+
+
+class SummaryWriter:
+    """Writes each evaluation's flat metrics to TensorBoard and to `metrics.jsonl`."""
+
+    def __init__(self, output_dir: str | os.PathLike, *, tensorboard: bool = True):
+        self.output_dir = pathlib.Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            import tensorflow as tf  # Deferred: JAX/torch-only users may skip TensorBoard.
+            from tensorflow.core.framework import summary_pb2
+            self._tf = tf
+            self._tb = tf.summary.create_file_writer(str(self.output_dir / "summaries"))
+            # What tf.summary.scalar writes, without needing the tensorboard package installed.
+            self._scalar_metadata = summary_pb2.SummaryMetadata(
+                plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+    def write(self, step: int, metrics: Mapping[str, float], **context: Any) -> dict[str, Any]:
+        """Append one record (step, `context` such as epoch, then metrics) and log scalars."""
+        record = {"step": int(step), **context,
+                  **{k: _finite_or_none(v) for k, v in metrics.items()}}
+        with open(self.output_dir / METRICS_FILE, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if self._tb is not None:
+            with self._tb.as_default(step=int(step)):
+                for name, value in metrics.items():
+                    self._tf.summary.write(name, self._tf.constant(float(value), self._tf.float32),
+                                           metadata=self._scalar_metadata)
+            self._tb.flush()
+        return record
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _finite_or_none(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
