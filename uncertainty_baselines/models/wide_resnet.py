@@ -1,0 +1,86 @@
+"""Wide ResNet (Zagoruyko and Komodakis 2016) with pre-activation blocks, as in the reference.
+
+WRN-d-k: depth d = 6n + 4 convolutions (n blocks per group, three groups of 16k, 32k, 64k
+filters at strides 1, 2, 2), BatchNorm epsilon 1e-5 and momentum 0.9, He-normal init,
+no conv biases, global average pooling and a dense layer producing logits. The shortcut
+takes the block's raw input (identity, or a 1x1 conv when the shape changes), as the
+reference does. Written against Keras layers only, so it runs on TF, JAX and torch.
+"""
+from collections.abc import Callable, Mapping, Sequence
+
+import keras
+
+from uncertainty_baselines.models.common import batch_norm, initializer_stream, l2_regularizer
+
+# The groups whose L2 coefficient can be set separately (reference hyperparameter names).
+L2_GROUPS = ("input_conv", "group_1_conv", "group_2_conv", "group_3_conv", "bn",
+             "dense_kernel", "dense_bias")
+
+
+def l2_coefficients(l2: float, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The L2 coefficient of every group in `L2_GROUPS`: `l2`, unless `overrides` sets it."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(L2_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown L2 group(s) {unknown}; valid groups: {list(L2_GROUPS)}")
+    return {group: float(overrides.get(group, l2)) for group in L2_GROUPS}
+
+
+def _conv(filters: int, kernel_size: int, strides: int, l2: float,
+          init: Callable[[], keras.initializers.Initializer]) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
+        kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2))
+
+
+def _block(x, filters: int, strides: int, conv_l2: float, bn_l2: float, init):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus the shortcut."""
+    y = keras.layers.Activation("relu")(batch_norm(bn_l2)(x))
+    y = _conv(filters, 3, strides, conv_l2, init)(y)
+    y = keras.layers.Activation("relu")(batch_norm(bn_l2)(y))
+    y = _conv(filters, 3, 1, conv_l2, init)(y)
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv(filters, 1, strides, conv_l2, init)(x)
+    return keras.layers.Add()([shortcut, y])
+
+
+def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                num_classes: int, l2: float = 0.0, seed: int = 0,
+                l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
+    """Builds WRN-`depth`-`width_multiplier` mapping images (H, W, C) to `num_classes` logits.
+
+    Args:
+      input_shape: (height, width, channels) of one image, channels last.
+      depth: number of conv layers, 6n + 4 (10, 16, 22, 28, ...).
+      width_multiplier: k, the factor on the 16/32/64 filters of the three groups.
+      num_classes: number of output logits.
+      l2: L2 coefficient (a loss term) for every weight group; 0 turns it off.
+      seed: the initial weights are a deterministic function of this seed.
+      l2_overrides: per-group coefficients overriding `l2`, keys from `L2_GROUPS`.
+    """
+    if depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"depth must be 6n+4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
+    if width_multiplier < 1:
+        raise ValueError(f"width_multiplier must be a positive integer, got {width_multiplier}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+    coeff = l2_coefficients(l2, l2_overrides)
+    init = initializer_stream(seed)
+    num_blocks = (depth - 4) // 6
+
+    inputs = keras.Input(shape=tuple(input_shape))
+    x = _conv(16, 3, 1, coeff["input_conv"], init)(inputs)
+    for group, (filters, strides) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
+        for block in range(num_blocks):
+            x = _block(x, filters * width_multiplier, strides if block == 0 else 1,
+                       coeff[f"group_{group}_conv"], coeff["bn"], init)
+    x = keras.layers.Activation("relu")(batch_norm(coeff["bn"])(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(
+        num_classes, kernel_initializer=init(),
+        kernel_regularizer=l2_regularizer(coeff["dense_kernel"]),
+        bias_regularizer=l2_regularizer(coeff["dense_bias"]))(x)
+    return keras.Model(inputs, logits, name=f"wide_resnet_{depth}_{width_multiplier}")
