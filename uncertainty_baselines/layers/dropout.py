@@ -1,0 +1,47 @@
+"""Monte Carlo dropout: dropout that stays active at test time (Gal & Ghahramani, 2016)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class MCDropout(keras.layers.Layer):
+    """Inverted dropout applied in training AND inference, so repeated forward passes
+    sample the approximate posterior predictive.
+
+    ``rate`` is one float, or one float per ensemble member for stacked inputs
+    [M, B, ...] (member m uses ``rate[m]``), which lets a dropout-rate grid train as a
+    single vectorised model.
+    """
+
+    def __init__(self, rate: float | Sequence[float], seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        rates = [rate] if isinstance(rate, (int, float)) else list(rate)
+        if not rates or any(not 0.0 <= r < 1.0 for r in rates):
+            raise ValueError(f"dropout rate(s) must be in [0, 1), got {rate}.")
+        self.rate = rate if isinstance(rate, (int, float)) else tuple(float(r) for r in rate)
+        self._rates = rates
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if len(self._rates) > 1 and input_shape[0] not in (None, len(self._rates)):
+            raise ValueError(f"{len(self._rates)} per-member rates need inputs with leading "
+                             f"axis {len(self._rates)}, got shape {input_shape}.")
+
+    def call(self, inputs, training=None):  # `training` ignored on purpose: always on.
+        rate = ops.reshape(ops.convert_to_tensor(self._rates, dtype=inputs.dtype),
+                           (-1,) + (1,) * (len(inputs.shape) - 1))
+        uniform = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator,
+                                       dtype=inputs.dtype)
+        keep = ops.cast(uniform >= rate, inputs.dtype)
+        return inputs * keep / (1.0 - rate)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
