@@ -1,1 +1,33 @@
-"""metrics."""
+"""Metrics for accuracy, calibration, OOD detection, selective prediction, corruption
+robustness and regression: framework-free NumPy, streaming (add_batch / result / reset /
+merge) where the metric allows it. Conventions: docs/metrics.md."""
+from uncertainty_baselines.metrics._arrays import to_numpy
+from uncertainty_baselines.metrics.classification import (
+    AdaptiveCalibrationError, ClassificationMetrics, bin_index)
+from uncertainty_baselines.metrics.corruption import (
+    aggregate_corrupted, corruption_errors, mean_corruption_error)
+from uncertainty_baselines.metrics.ensemble import (
+    EnsembleMetrics, disagreement, ensemble_nll, gibbs_nll, log_mean_exp, mutual_information,
+    predictive_entropy)
+from uncertainty_baselines.metrics.ood import (
+    SCORE_KINDS, OODMetrics, auroc, average_precision, entropy, fpr_at_tpr, ood_score)
+from uncertainty_baselines.metrics.regression import (
+    RegressionMetrics, central_interval, gaussian_crps, gaussian_nll, interval_coverage,
+    interval_width, predictive_mean, rmse)
+from uncertainty_baselines.metrics.results import flatten_results
+from uncertainty_baselines.metrics.selective import (
+    accuracy_at_coverage, aurc, cumulative_correct, oracle_collaborative_accuracy,
+    risk_coverage_curve)
+from uncertainty_baselines.metrics.temperature import apply_temperature, fit_temperature
+
+__all__ = [
+    "AdaptiveCalibrationError", "ClassificationMetrics", "EnsembleMetrics", "OODMetrics",
+    "RegressionMetrics", "SCORE_KINDS", "accuracy_at_coverage", "aggregate_corrupted",
+    "apply_temperature", "aurc", "auroc", "average_precision", "bin_index",
+    "central_interval", "corruption_errors", "cumulative_correct", "disagreement",
+    "ensemble_nll", "entropy", "fit_temperature", "flatten_results", "fpr_at_tpr",
+    "gaussian_crps", "gaussian_nll", "gibbs_nll", "interval_coverage", "interval_width",
+    "log_mean_exp", "mean_corruption_error", "mutual_information", "ood_score",
+    "oracle_collaborative_accuracy", "predictive_entropy", "predictive_mean", "risk_coverage_curve",
+    "rmse", "to_numpy",
+]
