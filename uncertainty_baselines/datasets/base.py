@@ -340,14 +340,19 @@ class TfdsDataset(BaseDataset):
         self.data_dir = resolve_data_dir(data_dir)
         self._decoders = decoders
         full_name = f"{tfds_name}/{config}" if config else tfds_name
-        self._builder = tfds.builder(full_name, data_dir=self.data_dir)
+        missing = DataNotFoundError(
+            f"{name} ({full_name}) is not prepared in "
+            f"{self.data_dir or 'the TFDS default data directory'}. Prepare it offline with "
+            f"`{prepare_command(name, self.data_dir)}`, or pass download_data=True where "
+            "TFDS can download it.")
+        try:
+            self._builder = tfds.builder(full_name, data_dir=self.data_dir)
+        except tfds.core.registered.DatasetNotFoundError:
+            # Not a TFDS catalogue name and no prepared copy in data_dir to read from.
+            raise missing from None
         if not self._builder.is_prepared():
             if not download_data:
-                raise DataNotFoundError(
-                    f"{name} ({full_name}) is not prepared in "
-                    f"{self.data_dir or 'the TFDS default data directory'}. Prepare it offline "
-                    f"with `{prepare_command(name, self.data_dir)}`, or pass "
-                    "download_data=True where TFDS can download it.")
+                raise missing
             self._builder.download_and_prepare()
 
     def _split_sizes(self) -> Mapping[str, int]:

@@ -1,0 +1,121 @@
+"""CIFAR-10/100 and CIFAR-10-C on mocked TFDS data: preprocessing, augmentation, errors."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import uncertainty_baselines as ub
+from mock_tfds_data import expected_pixel, image_example_fn, mock_tfds
+
+CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465])
+CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616])
+
+
+def gradient_example(index):
+    """Pixel (r, c, ch) = (r * 32 + c + 50 * ch + index) mod 251: every window is unique."""
+    rows = tf.range(32, dtype=tf.int64)[:, None, None] * 32
+    cols = tf.range(32, dtype=tf.int64)[None, :, None]
+    chans = tf.range(3, dtype=tf.int64)[None, None, :] * 50
+    image = tf.cast((rows + cols + chans + index) % 251, tf.uint8)
+    return {"image": image, "label": index % 10}
+
+
+def to_uint8(features, mean=CIFAR10_MEAN, std=CIFAR10_STD):
+    return np.round((features * std + mean) * 255).astype(np.int64)
+
+
+def crop_and_flip_of(raw, output):
+    """All (dy, dx, flipped) whose pad-4 crop (then optional flip) of raw equals output."""
+    padded = np.pad(raw, ((4, 4), (4, 4), (0, 0)))
+    found = []
+    for dy in range(9):
+        for dx in range(9):
+            window = padded[dy:dy + 32, dx:dx + 32]
+            for flipped in (False, True):
+                if np.array_equal(window[:, ::-1] if flipped else window, output):
+                    found.append((dy, dx, flipped))
+    return found
+
+
+@pytest.fixture
+def cifar10(tmp_path):
+    sizes = {"train": 40, "test": 13}
+    with mock_tfds(str(tmp_path), {"cifar10": (sizes, image_example_fn((32, 32, 3), 10)),
+                                   "cifar100": (sizes, image_example_fn((32, 32, 3), 100))}):
+        yield
+
+
+def test_test_split_is_normalised_per_channel(cifar10):
+    ds = ub.datasets.get("cifar10", split="test")
+    assert (ds.num_examples, ds.num_classes) == (13, 10)
+    batch = next(iter(ds.load(batch_size=13)))
+    features = batch["features"].numpy()
+    assert features.shape == (13, 32, 32, 3) and features.dtype == np.float32
+    for i in range(13):
+        raw = np.array([expected_pixel(i, c) for c in range(3)])
+        expected = (raw / 255 - CIFAR10_MEAN) / CIFAR10_STD
+        np.testing.assert_allclose(features[i], np.broadcast_to(expected, (32, 32, 3)), atol=1e-5)
+    np.testing.assert_array_equal(batch["labels"].numpy(), np.arange(13) % 10)
+    assert batch["mask"].numpy().sum() == 13
+
+
+def test_cifar100_uses_its_own_statistics(cifar10):
+    ds = ub.datasets.get("cifar100", split="test")
+    assert ds.num_classes == 100
+    first = next(iter(ds.load(batch_size=1)))["features"].numpy()[0, 0, 0]
+    expected = (np.array([0, 7, 14]) / 255 - np.array([0.5071, 0.4865, 0.4409])) / np.array(
+        [0.2673, 0.2564, 0.2762])
+    np.testing.assert_allclose(first, expected, atol=1e-5)
+
+
+def test_training_augmentation_is_a_pad4_crop_and_flip(tmp_path):
+    with mock_tfds(str(tmp_path), {"cifar10": ({"train": 24, "test": 2}, gradient_example)}):
+        ds = ub.datasets.get("cifar10", split="train", seed=0)
+        batch = next(iter(ds.load(batch_size=24)))
+    seen = set()
+    for features, example_id in zip(batch["features"].numpy(), batch["id"].numpy()):
+        raw = gradient_example(tf.constant(example_id, tf.int64))["image"].numpy()
+        matches = crop_and_flip_of(raw.astype(np.int64), to_uint8(features))
+        assert len(matches) >= 1, f"example {example_id} is not a pad-4 crop/flip of its image"
+        seen.update(matches)
+    assert {flipped for _, _, flipped in seen} == {False, True}
+    assert len({(dy, dx) for dy, dx, _ in seen}) > 5
+
+
+def test_training_augmentation_is_reproducible(cifar10):
+    def first_batch(seed):
+        ds = ub.datasets.get("cifar10", split="train", seed=seed)
+        return next(iter(ds.load(batch_size=8)))["features"].numpy()
+
+    np.testing.assert_array_equal(first_batch(7), first_batch(7))
+    assert not np.array_equal(first_batch(7), first_batch(8))
+
+
+def test_corrupted_reads_the_config_of_type_and_severity(tmp_path):
+    builders = {"cifar10_corrupted/gaussian_noise_3": ({"test": 5},
+                                                       image_example_fn((32, 32, 3), 10))}
+    with mock_tfds(str(tmp_path), builders):
+        ds = ub.datasets.get("cifar10_corrupted", split="test", corruption_type="gaussian_noise",
+                             severity=3)
+        batch = next(iter(ds.load(batch_size=8)))
+    assert ds.num_examples == 5 and batch["mask"].numpy().sum() == 5
+    assert ds._builder.builder_config.name == "gaussian_noise_3"
+    assert "gaussian_noise" in ds.corruption_types() and len(ds.corruption_types()) >= 15
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"corruption_type": "gaussian_noise", "severity": 6}, "severity must be one of"),
+    ({"corruption_type": "rain", "severity": 1}, "unknown corruption_type 'rain'.*brightness"),
+    ({"corruption_type": "fog", "severity": 1, "split": "train"}, "valid splits: \\['test'\\]"),
+])
+def test_corrupted_bad_arguments(kwargs, message):
+    kwargs.setdefault("split", "test")
+    with pytest.raises(ValueError, match=message):
+        ub.datasets.get("cifar10_corrupted", **kwargs)
+
+
+def test_missing_data_names_the_prepare_command(tmp_path):
+    with pytest.raises(ub.datasets.DataNotFoundError) as error:
+        ub.datasets.get("cifar10", split="test", data_dir=str(tmp_path))
+    assert isinstance(error.value, FileNotFoundError)
+    assert (f"python -m uncertainty_baselines.datasets.prepare cifar10 --source PATH "
+            f"--data_dir {tmp_path}") in str(error.value)
