@@ -1,0 +1,51 @@
+"""Learning-rate schedule: hand-computed values of warm-up and piecewise decay."""
+import numpy as np
+import pytest
+
+from uncertainty_baselines.training import schedules
+
+
+def lrs(schedule, steps):
+    return [float(np.asarray(schedule(s))) for s in steps]
+
+
+def test_reference_schedule_scaled_to_a_short_run():
+    # 10 epochs of 10 steps at global batch 512: peak 0.1 * 512 / 128 = 0.4, 1 warm-up
+    # epoch (10 steps), decay x0.2 at fractions 0.3/0.6/0.8 -> steps 30, 60, 80.
+    s = schedules.image_schedule(base_learning_rate=0.1, global_batch_size=512, steps_per_epoch=10,
+                                 train_epochs=10, warmup_epochs=1, decay_fractions=[0.3, 0.6, 0.8],
+                                 decay_ratio=0.2)
+    assert s.boundaries == [30, 60, 80]
+    got = lrs(s, [0, 4, 9, 10, 29, 30, 59, 60, 80, 99])
+    want = [0.04, 0.2, 0.4, 0.4, 0.4, 0.08, 0.08, 0.016, 0.0032, 0.0032]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_no_warmup_starts_at_peak():
+    s = schedules.WarmUpPiecewiseConstant(0.1, warmup_steps=0, boundaries=[2], decay_ratio=0.5)
+    np.testing.assert_allclose(lrs(s, [0, 1, 2, 3]), [0.1, 0.1, 0.05, 0.05], rtol=1e-6)
+
+
+def test_schedule_config_round_trip():
+    s = schedules.WarmUpPiecewiseConstant(0.2, 5, [10, 20], 0.1)
+    s2 = schedules.WarmUpPiecewiseConstant(**s.get_config())
+    assert lrs(s, range(25)) == lrs(s2, range(25))
+
+
+@pytest.mark.parametrize("fractions", [[0.6, 0.3], [0.0, 0.5], [0.5, 1.2], [0.5, 0.5]])
+def test_bad_decay_fractions(fractions):
+    with pytest.raises(ValueError, match="decay fractions"):
+        schedules.decay_boundaries(fractions, 10, 10)
+
+
+def test_scaled_learning_rate_and_bad_values():
+    assert schedules.scaled_learning_rate(0.1, 64) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="global_batch_size"):
+        schedules.scaled_learning_rate(0.1, 0)
+    with pytest.raises(ValueError, match="decay_ratio"):
+        schedules.WarmUpPiecewiseConstant(0.1, 1, [], 1.5)
+
+
+def test_nesterov_sgd_has_no_decoupled_decay():
+    opt = schedules.nesterov_sgd(0.1)
+    assert opt.nesterov and opt.momentum == 0.9 and opt.weight_decay is None
