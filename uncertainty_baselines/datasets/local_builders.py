@@ -34,6 +34,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_SEQ_LENGTH = 32
 CLINC_OOS_INTENT = "oos"
+CLINC_NUM_INTENTS = 150
 # data_full.json key -> TFDS split name (the split names of TFDS's `clinc_oos`).
 CLINC_SPLITS = {"train": "train", "val": "validation", "test": "test",
                 "oos_train": "train_oos", "oos_val": "validation_oos", "oos_test": "test_oos"}
@@ -300,7 +301,11 @@ def read_clinc_json(path: pathlib.Path) -> dict[str, list[tuple[str, str]]]:
 
 def clinc_intent_names(splits: Mapping[str, Sequence[tuple[str, str]]]) -> list[str]:
     """Class names: the in-scope intents of train sorted alphabetically, then 'oos' (label 150)."""
-    names = sorted({intent for _, intent in splits["train"]}) + [CLINC_OOS_INTENT]
+    intents = sorted({intent for _, intent in splits["train"]})
+    if len(intents) != CLINC_NUM_INTENTS:
+        raise ValueError(f"CLINC train split has {len(intents)} in-scope intents, expected "
+                         f"{CLINC_NUM_INTENTS}")
+    names = intents + [CLINC_OOS_INTENT]
     for split, items in splits.items():
         unknown = sorted({intent for _, intent in items} - set(names))
         if unknown:
@@ -360,7 +365,7 @@ class ClincIntent(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             features=tfds.features.FeaturesDict({
                 "text": tfds.features.Text(),
                 "intent_name": tfds.features.Text(),
-                "label": tfds.features.ClassLabel(num_classes=151),
+                "label": tfds.features.ClassLabel(num_classes=CLINC_NUM_INTENTS + 1),
                 "input_ids": token_feature,
                 "input_mask": token_feature,
                 "segment_ids": token_feature,
