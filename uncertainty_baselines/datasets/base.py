@@ -141,6 +141,10 @@ class BaseDataset(abc.ABC):
     def _range(self) -> tuple[str, int, int]:
         """(raw split, start, stop) of the selected split after the validation carve-out."""
         sizes = self._split_sizes()
+        needed = "train" if self.split != "test" and self.validation_percent > 0.0 else self.split
+        if needed not in sizes:
+            raise ValueError(f"{self.name}: the data has splits {sorted(sizes)}, not "
+                             f"{needed!r}; re-prepare it with all splits")
         if self.split == "validation" and self.validation_percent == 0.0:
             return "validation", 0, sizes["validation"]
         if self.split in ("train", "validation") and self.validation_percent > 0.0:
@@ -321,6 +325,7 @@ class TfdsDataset(BaseDataset):
         download_data: bool = False,
         decoders: Mapping[str, Any] | None = None,
         raw_splits: tuple[str, ...] = ("train", "test"),
+        tfds_split_names: Mapping[str, str] | None = None,
         **kwargs: Any,
     ):
         """Finds (or downloads) the data; arguments not listed go to ``BaseDataset``.
@@ -332,6 +337,9 @@ class TfdsDataset(BaseDataset):
           data_dir: where the TFDS-format data lives (see ``resolve_data_dir``).
           download_data: let TFDS download and prepare the data when it is missing.
           decoders: TFDS decoders, e.g. ``{'image': tfds.decode.SkipDecoding()}``.
+          raw_splits: our names of the splits the data has.
+          tfds_split_names: TFDS split name of each of our split names where they differ
+            (ImageNet's 'validation' set is our 'test').
         Raises:
           DataNotFoundError: the data is absent and download_data is False.
         """
@@ -339,6 +347,8 @@ class TfdsDataset(BaseDataset):
                          raw_splits=raw_splits, **kwargs)
         self.data_dir = resolve_data_dir(data_dir)
         self._decoders = decoders
+        self._tfds_split_names = {split: split for split in raw_splits}
+        self._tfds_split_names.update(tfds_split_names or {})
         full_name = f"{tfds_name}/{config}" if config else tfds_name
         missing = DataNotFoundError(
             f"{name} ({full_name}) is not prepared in "
@@ -356,11 +366,14 @@ class TfdsDataset(BaseDataset):
             self._builder.download_and_prepare()
 
     def _split_sizes(self) -> Mapping[str, int]:
-        return {split: info.num_examples for split, info in self._builder.info.splits.items()}
+        splits = self._builder.info.splits
+        return {ours: splits[theirs].num_examples
+                for ours, theirs in self._tfds_split_names.items() if theirs in splits}
 
     def _read(self, split: str, start: int, stop: int) -> tf.data.Dataset:
         # In-order reads (shuffle_files=False, cycle length 1) keep ids stable; caching
         # is left to the `cache` argument rather than to TFDS's auto-cache.
         read_config = tfds.ReadConfig(try_autocache=False, interleave_cycle_length=1)
-        return self._builder.as_dataset(split=f"{split}[{start}:{stop}]", shuffle_files=False,
+        tfds_split = self._tfds_split_names[split]
+        return self._builder.as_dataset(split=f"{tfds_split}[{start}:{stop}]", shuffle_files=False,
                                         decoders=self._decoders, read_config=read_config)

@@ -39,9 +39,10 @@ def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
     return tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
 
 
-def convert_image(image: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
+def convert_image(image: tf.Tensor, shape: Sequence[int | None]) -> tf.Tensor:
     """uint8 image converted to ``shape`` (H, W, C): channels first (RGB<->grayscale), then
-    bilinear resize. Used to feed one dataset's images through another's preprocessing."""
+    antialiased bilinear resize (skipped when H, W are None: the target takes any size).
+    Used to feed one dataset's images through another's preprocessing."""
     height, width, channels = shape
     if image.shape[-1] == 3 and channels == 1:
         image = tf.image.rgb_to_grayscale(image)
@@ -49,7 +50,7 @@ def convert_image(image: tf.Tensor, shape: Sequence[int]) -> tf.Tensor:
         image = tf.image.grayscale_to_rgb(image)
     elif image.shape[-1] != channels:
         raise ValueError(f"cannot convert images with {image.shape[-1]} channels to {channels}")
-    if tuple(image.shape[:2]) != (height, width):
+    if height is not None and tuple(image.shape[:2]) != (height, width):
         image = tf.image.resize(image, (height, width), antialias=True)
         image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
     return image
@@ -68,6 +69,7 @@ class ImageDataset(TfdsDataset):
     NUM_CLASSES: ClassVar[int]
     IMAGE_SHAPE: ClassVar[tuple[int | None, int | None, int]]  # raw decoded image
     RAW_SPLITS: ClassVar[tuple[str, ...]] = ("train", "test")
+    TFDS_SPLIT_NAMES: ClassVar[Mapping[str, str]] = {}  # ours -> TFDS's, where they differ
     MEAN: ClassVar[tuple[float, ...]]
     STD: ClassVar[tuple[float, ...]]
 
@@ -76,6 +78,7 @@ class ImageDataset(TfdsDataset):
         """See ``TfdsDataset`` and ``BaseDataset`` for the arguments."""
         super().__init__(name=self.NAME, tfds_name=self.TFDS_NAME, num_classes=self.NUM_CLASSES,
                          split=split, raw_splits=self.RAW_SPLITS,
+                         tfds_split_names=self.TFDS_SPLIT_NAMES,
                          decoders=decoders or {"image": tfds.decode.SkipDecoding()}, **kwargs)
 
     @property
