@@ -9,6 +9,8 @@ The files follow the layout of the MC-dropout and deep-ensembles papers
 so it can be passed as ``data_dir`` directly; ``prepare`` validates a source folder and
 copies it into ``data_dir`` atomically.
 
+``UCIDataset`` serves a split through the suite's tf.data pipeline; the baselines, which
+train every split at once, use the NumPy loaders (``load_splits``) directly.
 Features and targets are standardised with the statistics of the training part only
 (the part left after the validation carve-out), and the statistics are returned so
 predictions can be mapped back to the original target units.
@@ -20,9 +22,14 @@ import os
 import pathlib
 import shutil
 import tempfile
-from typing import Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 import numpy as np
+import tensorflow as tf
+
+from uncertainty_baselines.datasets.base import (BaseDataset, DataNotFoundError, Example,
+                                                 prepare_command, resolve_data_dir)
 
 FOLDERS: dict[str, str] = {
     "uci_boston_housing": "bostonHousing",
@@ -167,22 +174,22 @@ def standardise(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> Split:
 
 
 def load_splits(name: str, data_dir: str | os.PathLike, split_indices: Sequence[int] | None = None,
-                validation_fraction: float = 0.0) -> list[Split]:
+                validation_percent: float = 0.0) -> list[Split]:
     """Standardised splits of ``name`` (all of them when ``split_indices`` is None).
 
-    With ``validation_fraction`` f > 0 the last round(f * N) rows of each training index
+    With ``validation_percent`` f > 0 the last floor(f * N) rows of each training index
     file are the validation part (the carve-out of Gal & Ghahramani's code; the index
     files are already random permutations) and the statistics come from the rest.
     """
-    if not 0.0 <= validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
+    if not 0.0 <= validation_percent < 1.0:
+        raise ValueError(f"validation_percent must be in [0, 1), got {validation_percent}.")
     path = dataset_dir(name, data_dir)
     n_splits = _settings_at(path).n_splits
     x, y = _data_at(path)
     splits = []
     for k in range(n_splits) if split_indices is None else split_indices:
         train, test = _split_at(path, k, n_splits, len(x))
-        n_validation = int(round(validation_fraction * len(train)))
+        n_validation = int(validation_percent * len(train))  # as BaseDataset carves it
         train, validation = train[:len(train) - n_validation], train[len(train) - n_validation:]
         splits.append(standardise([x[train], x[validation], x[test]],
                                   [y[train], y[validation], y[test]]))
@@ -190,9 +197,9 @@ def load_splits(name: str, data_dir: str | os.PathLike, split_indices: Sequence[
 
 
 def load_split(name: str, split_index: int, data_dir: str | os.PathLike,
-               validation_fraction: float = 0.0) -> Split:
+               validation_percent: float = 0.0) -> Split:
     """Standardised split ``split_index`` of ``name`` (see ``load_splits``)."""
-    return load_splits(name, data_dir, [split_index], validation_fraction)[0]
+    return load_splits(name, data_dir, [split_index], validation_percent)[0]
 
 
 def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike) -> pathlib.Path:
@@ -219,3 +226,46 @@ def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike) -
         shutil.rmtree(target)
     os.replace(staging, target)
     return target
+
+
+class UCIDataset(BaseDataset):
+    """Standard split ``split_index`` of a UCI set as a ``BaseDataset``.
+
+    Elements: ``features`` float32 [D] and ``labels`` float32 (standardised with the
+    statistics of the training part left after the validation carve-out; ``y_mean`` and
+    ``y_std`` map predictions back to original units), ``id``, and ``mask`` on evaluation.
+    """
+
+    def __init__(self, *, name: str, split: str, split_index: int = 0,
+                 data_dir: str | None = None, validation_percent: float = 0.0,
+                 **kwargs: Any):
+        super().__init__(name=name, num_classes=0, split=split,
+                         validation_percent=validation_percent, **kwargs)
+        self.data_dir = resolve_data_dir(data_dir)
+        if self.data_dir is None or not (pathlib.Path(self.data_dir) / "uci" /
+                                         _check_name(name) / "data.txt").is_file():
+            raise DataNotFoundError(
+                f"{name} is not in {self.data_dir or 'any data_dir (none given, UB_DATA_DIR unset)'}"
+                f"/uci/{FOLDERS[name]}. Pass data_dir=../shared/data (the source layout) or "
+                f"run `{prepare_command(name, self.data_dir)}`.")
+        self.split_index = split_index
+        data = load_split(name, split_index, self.data_dir, validation_percent)
+        self.y_mean, self.y_std = data.y_mean, data.y_std
+        self.x_mean, self.x_std = data.x_mean, data.x_std
+        # The carve-out is the end of train, as BaseDataset selects it from "train".
+        self._arrays = {
+            "train": (np.concatenate([data.x_train, data.x_validation]),
+                      np.concatenate([data.y_train, data.y_validation])),
+            "test": (data.x_test, data.y_test)}
+
+    def _split_sizes(self) -> Mapping[str, int]:
+        return {split: len(y) for split, (_, y) in self._arrays.items()}
+
+    def _read(self, split: str, start: int, stop: int) -> tf.data.Dataset:
+        x, y = self._arrays[split]
+        return tf.data.Dataset.from_tensor_slices({"features": x[start:stop],
+                                                   "labels": y[start:stop]})
+
+    def _preprocess(self, example: Example, seed: tf.Tensor | None) -> Example:
+        del seed  # Tabular features are used as they are.
+        return example
