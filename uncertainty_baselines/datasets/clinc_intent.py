@@ -46,8 +46,12 @@ class ClincIntentDataset(TfdsDataset):
             raise ValueError(f"clinc_intent: unknown data_mode {data_mode!r}; valid modes: "
                              f"{list(DATA_MODES)}")
         self.data_mode = data_mode
+        splits = ("train", "validation", "test")
+        # The out-of-scope TFDS splits are read as parts of ours (see `_parts`).
         super().__init__(name="clinc_intent", tfds_name="clinc_intent", num_classes=NUM_CLASSES,
-                         split=split, raw_splits=("train", "validation", "test"), **kwargs)
+                         split=split, raw_splits=splits,
+                         tfds_split_names={s + _OOS_SUFFIX: s + _OOS_SUFFIX for s in splits},
+                         **kwargs)
         if vocab_file is not None:
             self._check_vocab(vocab_file)
 

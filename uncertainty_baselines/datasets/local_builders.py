@@ -341,7 +341,7 @@ class ClincIntent(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """CLINC150 ("full") as a TFDS dataset, WordPiece-tokenised at preparation time.
 
     Splits follow TFDS's `clinc_oos`: train / validation / test (in-scope) and
-    train_oos / validation_oos / test_oos. Features: `text`, `intent_name`, `label`
+    train_oos / validation_oos / test_oos, each in data_full.json's order. Features: `text`, `intent_name`, `label`
     (ClassLabel: the 150 intents sorted alphabetically = 0..149, `oos` = 150), and int32
     [32] `input_ids`, `input_mask`, `segment_ids`. The vocabulary's SHA-256 is kept in the
     dataset metadata (`vocab_sha256`) so readers can check they tokenise consistently.
@@ -372,6 +372,7 @@ class ClincIntent(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             }),
             supervised_keys=("text", "label"),
             homepage="https://github.com/clinc/oos-eval",
+            disable_shuffling=True,  # Keep data_full.json's order: example i is item i.
             metadata=tfds.core.MetadataDict(vocab_sha256=self._vocab_sha256,
                                             max_seq_length=MAX_SEQ_LENGTH),
         )
