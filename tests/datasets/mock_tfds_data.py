@@ -62,7 +62,9 @@ def mock_tfds(data_dir: str,
 
     Args:
       data_dir: an empty temporary folder for the metadata.
-      datasets: full builder name (``name`` or ``name/config``) -> (split sizes, example fn).
+      datasets: full builder name (``name`` or ``name/config``) -> (split sizes, example
+        fn). An example fn may return the image already encoded (a PNG string), as TFDS
+        does when image decoding is skipped.
     """
     for full_name, (sizes, _) in datasets.items():
         _write_metadata(data_dir, full_name, sizes)
@@ -73,7 +75,8 @@ def mock_tfds(data_dir: str,
         sizes, make = by_builder[self.name]
         start, stop = _slice(str(split), sizes)
         examples = tf.data.Dataset.range(start, stop).map(make)
-        if decoders and isinstance(decoders.get("image"), tfds.decode.SkipDecoding):
+        skip_decoding = decoders and isinstance(decoders.get("image"), tfds.decode.SkipDecoding)
+        if skip_decoding and examples.element_spec["image"].dtype == tf.uint8:
             examples = examples.map(lambda ex: {**ex, "image": tf.io.encode_png(ex["image"])})
         return examples
 

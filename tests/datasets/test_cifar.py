@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import uncertainty_baselines as ub
 from mock_tfds_data import expected_pixel, image_example_fn, mock_tfds
@@ -119,3 +120,57 @@ def test_missing_data_names_the_prepare_command(tmp_path):
     assert isinstance(error.value, FileNotFoundError)
     assert (f"python -m uncertainty_baselines.datasets.prepare cifar10 --source PATH "
             f"--data_dir {tmp_path}") in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def prepared_cifar10(tmp_path_factory):
+    """A real TFDS-format cifar10 (3 train + 1 test PNG per class) written by ``prepare``."""
+    from uncertainty_baselines.datasets import local_builders
+    from uncertainty_baselines.datasets.prepare import prepare
+    root = tmp_path_factory.mktemp("cifar10")
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 3), ("test", 1)):
+        for name in local_builders.CIFAR10_CLASSES:
+            folder = root / "src" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                (folder / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    prepare("cifar10", root / "src", root / "data", check=False)
+    return str(root / "data")
+
+
+def test_prepared_data_slices_match_plain_tfds_order(prepared_cifar10):
+    """On real TFDS files, ids index the split in TFDS's order and validation is its tail."""
+    plain = list(tfds.as_numpy(tfds.load("cifar10", split="train", data_dir=prepared_cifar10,
+                                         shuffle_files=False)))
+    assert len(plain) == 30
+    for split, expected in (("train", plain[:24]), ("validation", plain[24:])):
+        ds = ub.datasets.get("cifar10", split=split, data_dir=prepared_cifar10,
+                             validation_percent=0.2, is_training=False)
+        batch = next(iter(ds.load(batch_size=32)))
+        real = batch["mask"].numpy() == 1
+        assert real.sum() == len(expected) == ds.num_examples
+        np.testing.assert_array_equal(batch["id"].numpy()[real], np.arange(len(expected)))
+        np.testing.assert_array_equal(to_uint8(batch["features"].numpy()[real]),
+                                      np.stack([ex["image"] for ex in expected]))
+        np.testing.assert_array_equal(batch["labels"].numpy()[real],
+                                      [ex["label"] for ex in expected])
+
+
+def test_prepared_data_trains_and_evaluates_under_a_strategy(prepared_cifar10):
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs 2 logical CPU devices (tests/conftest.py configures them)")
+    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    test = ub.datasets.get("cifar10", split="test", data_dir=prepared_cifar10)
+    ids, mask = [], []
+    for batch in test.load(batch_size=4, strategy=strategy):
+        ids += [t.numpy() for t in strategy.experimental_local_results(batch["id"])]
+        mask += [t.numpy() for t in strategy.experimental_local_results(batch["mask"])]
+    ids, mask = np.concatenate(ids), np.concatenate(mask)
+    assert sorted(ids[mask == 1].tolist()) == list(range(10)) and mask.sum() == 10
+    train = ub.datasets.get("cifar10", split="train", data_dir=prepared_cifar10, seed=0)
+    batch = next(iter(train.load(batch_size=8, strategy=strategy)))
+    shapes = [t.shape for t in strategy.experimental_local_results(batch["features"])]
+    assert shapes == [(4, 32, 32, 3), (4, 32, 32, 3)]

@@ -163,6 +163,7 @@ class BaseDataset(abc.ABC):
 
     @property
     def shuffle_buffer_size(self) -> int:
+        """Examples each training pipeline shuffles over (default min(num_examples, 50,000))."""
         if self._shuffle_buffer_size is not None:
             return self._shuffle_buffer_size
         return max(1, min(self.num_examples, MAX_DEFAULT_SHUFFLE_BUFFER))
