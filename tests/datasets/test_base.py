@@ -176,6 +176,7 @@ def test_native_validation_split_is_used_without_carve_out():
     ({"split": "train", "validation_percent": 1.0}, "validation_percent must be in \\[0, 1\\)"),
     ({"split": "train", "validation_percent": -0.1}, "validation_percent must be in"),
     ({"split": "train", "shuffle_buffer_size": 0}, "shuffle_buffer_size must be positive"),
+    ({"split": "train", "mask_and_pad": True}, "mask_and_pad is for evaluation"),
 ])
 def test_bad_constructor_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

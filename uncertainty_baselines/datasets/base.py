@@ -100,7 +100,7 @@ class BaseDataset(abc.ABC):
           validation_percent: fraction in [0, 1) of train used as the validation split.
           drop_remainder: without mask_and_pad, drop the last partial evaluation batch.
           mask_and_pad: pad the last evaluation batch and add 'mask'; defaults to True
-            when not training.
+            when not training (an error when training).
           cache: cache the raw examples in memory after the first pass.
         """
         if not 0.0 <= validation_percent < 1.0:
@@ -120,8 +120,10 @@ class BaseDataset(abc.ABC):
         self.validation_percent = validation_percent
         self.drop_remainder = drop_remainder
         self.mask_and_pad = (not self.is_training) if mask_and_pad is None else mask_and_pad
+        if self.is_training and self.mask_and_pad:
+            raise ValueError("mask_and_pad is for evaluation; training streams repeat forever "
+                             "in full batches (pass is_training=False to evaluate train)")
         self.cache = cache
-        self._raw_splits = raw_splits
         self._shuffle_buffer_size = shuffle_buffer_size
 
     # ----- the subclassing surface -------------------------------------------------------
