@@ -19,6 +19,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 from absl import logging
 
+SUBDIR = "checkpoints"  # Where a run directory keeps its checkpoints.
 MANIFEST = "manifest.json"
 FORMAT = "ub-checkpoint-v1"
 _NAME = re.compile(r"^ckpt-(\d{9})$")

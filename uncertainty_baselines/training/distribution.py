@@ -30,6 +30,29 @@ def get_strategy(name: str, num_cores: int | None = None, tpu: str | None = None
     raise ValueError(f"unknown strategy {name!r}; valid: {list(STRATEGIES)}")
 
 
+def split_cpu(num_devices: int) -> None:
+    """On a machine without GPUs, give TensorFlow `num_devices` logical CPU devices.
+
+    Lets MirroredStrategy run `num_devices` replicas on one CPU (tests, simulating a
+    multi-device run). Must run before TensorFlow initialises its devices; a no-op when
+    GPUs exist or the CPU is already split into at least that many devices.
+    """
+    if num_devices < 1:
+        raise ValueError(f"num_devices must be >= 1, got {num_devices}")
+    if tf.config.list_physical_devices("GPU"):
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu) or [None]
+    if len(current) >= num_devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+    except RuntimeError as e:
+        raise RuntimeError(f"cannot split the CPU into {num_devices} devices after TensorFlow "
+                           f"initialised its {len(current)}; call split_cpu first") from e
+
+
 def synchronize_batch_norm(model: keras.Model) -> int:
     """Make every BatchNormalization layer of `model` take its statistics over the global batch.
 

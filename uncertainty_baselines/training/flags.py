@@ -1,0 +1,147 @@
+"""absl flags shared by the image-classification baselines, and their validation.
+
+A baseline script calls `define_image_flags()` at import, adds its own method flags, and
+calls `validate_image_flags(FLAGS)` first thing in `main`, so bad input fails before any
+data is read or any model is built.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from absl import flags
+
+# Flags that do not change the result: a restart may change them and still resume.
+RESULT_NEUTRAL_FLAGS = ("output_dir", "overwrite", "data_dir", "download_data", "eval_only",
+                        "checkpoint_dir", "keep_checkpoints", "steps_per_loop", "log_interval_s",
+                        "tpu")
+STRATEGIES = ("cpu", "mirrored", "tpu")
+
+
+def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, batch_size: int = 128,
+                       base_learning_rate: float = 0.1, l2: float = 2e-4,
+                       ood_dataset: tuple[str, ...] = ("cifar100", "svhn_cropped")) -> None:
+    """Define the common flags; the keyword arguments set the defaults a baseline needs."""
+    # Data.
+    flags.DEFINE_string("dataset", dataset, "Dataset name of the ub.datasets registry "
+                        "(cifar10, cifar100, fashion_mnist, mnist, ...).")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default $UB_DATA_DIR, else TFDS's).")
+    flags.DEFINE_bool("download_data", False, "Let TFDS download missing data (needs internet).")
+    flags.DEFINE_integer("train_examples", None, "Train on only the first N training examples. "
+                         "For smoke tests and demos only; evaluation still covers the whole test set.")
+    flags.DEFINE_integer("seed", 42, "Seed of initialisation, data order and augmentation.")
+    # Optimisation.
+    flags.DEFINE_integer("batch_size", batch_size, "GLOBAL batch size (summed over replicas); "
+                         "must be divisible by the number of replicas.")
+    flags.DEFINE_integer("eval_batch_size", None, "Global evaluation batch size (default batch_size).")
+    flags.DEFINE_float("base_learning_rate", base_learning_rate,
+                       "Learning rate per 128 examples; the peak LR is this x batch_size / 128.")
+    flags.DEFINE_integer("train_epochs", train_epochs, "Number of training epochs.")
+    flags.DEFINE_float("lr_warmup_epochs", 1.0, "Epochs of linear learning-rate warm-up.")
+    flags.DEFINE_list("lr_decay_epochs", ["0.3", "0.6", "0.8"],
+                      "Where the LR decays, as fractions of train_epochs (reference 60/120/160 of 200).")
+    flags.DEFINE_float("lr_decay_ratio", 0.2, "Factor applied to the LR at each decay.")
+    flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.")
+    flags.DEFINE_float("l2", l2, "L2 coefficient on all weights, added to the loss (not decoupled).")
+    # Evaluation.
+    flags.DEFINE_bool("eval_on_ood", False, "Also report OOD detection against --ood_dataset.")
+    flags.DEFINE_list("ood_dataset", list(ood_dataset), "OOD datasets (registry names) to detect.")
+    flags.DEFINE_integer("corruptions_interval", 0, "Evaluate the corrupted test sets every N "
+                         "epochs and at the end; 0 never.")
+    flags.DEFINE_list("corruption_types", [], "Corruption types to evaluate (default: all 15).")
+    flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "Corruption severities to evaluate.")
+    # Checkpoints and output.
+    flags.DEFINE_string("output_dir", None, "Run directory: checkpoints, summaries, metrics.jsonl, run.json.")
+    flags.DEFINE_bool("overwrite", False, "Delete an output_dir holding a run with other flags.")
+    flags.DEFINE_integer("checkpoint_interval", 1, "Save a checkpoint every N epochs (and at the end).")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Number of most recent checkpoints kept.")
+    flags.DEFINE_bool("eval_only", False, "Only evaluate the latest checkpoint of --checkpoint_dir.")
+    flags.DEFINE_string("checkpoint_dir", None, "Run directory to evaluate with --eval_only.")
+    # Hardware.
+    flags.DEFINE_enum("strategy", "cpu", STRATEGIES, "cpu: one device; mirrored: MirroredStrategy "
+                      "over local GPUs, else CPUs (batch-norm statistics are then synchronised, i.e. "
+                      "taken over the global batch); tpu: TPUStrategy.")
+    flags.DEFINE_integer("num_cores", None, "Replicas for --strategy=mirrored (default: all local "
+                         "devices). Without GPUs the CPU is split into this many logical devices.")
+    flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' for local).")
+    flags.DEFINE_integer("steps_per_loop", 50, "Training steps per tf.function call (speed only).")
+    flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
+
+
+def image_flag_values(values: Any, *method_flags: str) -> dict[str, Any]:
+    """Values of every flag `define_image_flags` defines plus the named method flags."""
+    names = [f.name for f in values.get_flags_for_module(__name__)] + list(method_flags)
+    return {name: values[name].value for name in sorted(names)}
+
+
+def num_replicas(strategy: str, num_cores: int | None) -> int | None:
+    """Replicas a strategy will have, without creating it (None when only the TPU knows)."""
+    if strategy == "cpu":
+        return 1
+    if strategy == "mirrored":
+        if num_cores is not None:
+            return num_cores
+        import tensorflow as tf
+        return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+    return None
+
+
+def validate_image_flags(values: Any) -> None:
+    """Raise ValueError listing every invalid common flag of `values` (e.g. absl FLAGS)."""
+    from uncertainty_baselines import datasets
+    errors = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    image_sets = [n for n in datasets.DATASETS if not n.startswith(("uci_", "clinc"))
+                  and not n.endswith("_corrupted")]
+    check(values.dataset in image_sets, f"--dataset={values.dataset!r} is unknown; valid: {image_sets}")
+    check(values.train_epochs >= 1, f"--train_epochs must be >= 1, got {values.train_epochs}")
+    check(values.batch_size >= 1, f"--batch_size must be >= 1, got {values.batch_size}")
+    check(values.eval_batch_size is None or values.eval_batch_size >= 1,
+          f"--eval_batch_size must be >= 1, got {values.eval_batch_size}")
+    check(values.train_examples is None or values.train_examples >= values.batch_size,
+          f"--train_examples ({values.train_examples}) must be at least one batch ({values.batch_size})")
+    check(values.base_learning_rate > 0, f"--base_learning_rate must be > 0, got {values.base_learning_rate}")
+    check(values.lr_warmup_epochs >= 0, f"--lr_warmup_epochs must be >= 0, got {values.lr_warmup_epochs}")
+    check(0 < values.lr_decay_ratio <= 1, f"--lr_decay_ratio must be in (0, 1], got {values.lr_decay_ratio}")
+    check(0 <= values.momentum < 1, f"--momentum must be in [0, 1), got {values.momentum}")
+    check(values.l2 >= 0, f"--l2 must be >= 0, got {values.l2}")
+    try:
+        fractions = [float(f) for f in values.lr_decay_epochs]
+        check(all(0 < f <= 1 for f in fractions) and fractions == sorted(set(fractions)),
+              f"--lr_decay_epochs must be increasing fractions in (0, 1], got {values.lr_decay_epochs}")
+    except ValueError:
+        errors.append(f"--lr_decay_epochs must be numbers, got {values.lr_decay_epochs}")
+    check(values.checkpoint_interval >= 1, f"--checkpoint_interval must be >= 1, got {values.checkpoint_interval}")
+    check(values.keep_checkpoints >= 1, f"--keep_checkpoints must be >= 1, got {values.keep_checkpoints}")
+    check(values.corruptions_interval >= 0, f"--corruptions_interval must be >= 0, got {values.corruptions_interval}")
+    check(values.steps_per_loop >= 1, f"--steps_per_loop must be >= 1, got {values.steps_per_loop}")
+    check(bool(values.output_dir), "--output_dir is required")
+    if values.eval_only:
+        check(bool(values.checkpoint_dir), "--eval_only needs --checkpoint_dir (a run directory)")
+    if values.eval_on_ood:
+        unknown = [n for n in values.ood_dataset if n not in datasets.DATASETS]
+        check(bool(values.ood_dataset) and not unknown,
+              f"--ood_dataset must list registry names; unknown: {unknown or 'none given'}")
+        check(values.dataset not in values.ood_dataset, "--ood_dataset must not contain --dataset itself")
+    if values.corruptions_interval > 0:
+        check(f"{values.dataset}_corrupted" in datasets.DATASETS,
+              f"--corruptions_interval > 0 but {values.dataset} has no corrupted test set "
+              f"(available: {[n for n in datasets.DATASETS if n.endswith('_corrupted')]})")
+        try:
+            check(all(int(s) in range(1, 6) for s in values.severities) and bool(values.severities),
+                  f"--severities must be in 1..5, got {values.severities}")
+        except ValueError:
+            errors.append(f"--severities must be integers 1..5, got {values.severities}")
+    check(values.strategy != "mirrored" or values.num_cores is None or values.num_cores >= 1,
+          f"--num_cores must be >= 1, got {values.num_cores}")
+    if not errors:
+        replicas = num_replicas(values.strategy, values.num_cores)
+        for name in ("batch_size", "eval_batch_size"):
+            batch = getattr(values, name)
+            check(replicas is None or batch is None or batch % replicas == 0,
+                  f"--{name}={batch} is not divisible by the {replicas} replicas of --strategy={values.strategy}")
+    if errors:
+        raise ValueError("invalid flags:\n  " + "\n  ".join(errors))
