@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import math
 import os
+import pathlib
+import sys
+import time
 from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import flags, logging
 from keras import ops
 
+from uncertainty_baselines import metrics
 from uncertainty_baselines.datasets import uci
 from uncertainty_baselines.layers import DenseVariational
+from uncertainty_baselines.training import run_record, summaries
 
 LOG_2PI = math.log(2 * math.pi)
+DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
 # Per-member loss: (targets [M, B], outputs [M, B, K]) -> [M].
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -176,3 +183,84 @@ def predict(model: keras.Model, x: np.ndarray, member_split: Sequence[int],
         out = out[:num_samples - done]
         done += len(out)
         yield out
+
+
+def split_metrics(mean: np.ndarray, std: np.ndarray, label: np.ndarray,
+                  max_components: int = 100, rows_per_batch: int = 256) -> dict[str, float]:
+    """Test metrics of one split's predictive, an equal-weight Gaussian mixture.
+
+    ``mean``, ``std`` [C, N] and ``label`` [N] in ORIGINAL target units. Log-likelihood
+    and RMSE use all C components; CRPS (O(C^2) per example) and the central 95% interval
+    use the mixture of the first ``max_components`` components (all of them for ensembles
+    of 5; a subsample of the MC draws for dropout and VI).
+    """
+    streaming = metrics.RegressionMetrics(level=0.95)
+    k = min(max_components, len(mean))
+    for start in range(0, len(label), rows_per_batch):
+        rows = slice(start, start + rows_per_batch)
+        streaming.add_batch(mean[:k, rows], std[:k, rows], label=label[rows])
+    result = streaming.result()
+    return {"log_likelihood": -float(np.mean(metrics.gaussian_nll(mean, std, label))),
+            "rmse": metrics.rmse(mean, label),
+            "crps": result["crps"],
+            "interval_coverage_95": result["interval_coverage"],
+            "interval_width_95": result["interval_width"]}
+
+
+def summarise(per_split: Sequence[dict[str, float]]) -> dict[str, float]:
+    """``test/<metric>`` mean over splits and ``test/<metric>_se`` its standard error
+    (sample std / sqrt(number of splits); NaN for a single split)."""
+    summary = {}
+    for key in per_split[0]:
+        values = np.array([s[key] for s in per_split])
+        summary[f"test/{key}"] = float(values.mean())
+        summary[f"test/{key}_se"] = (float(values.std(ddof=1) / np.sqrt(len(values)))
+                                     if len(values) > 1 else float("nan"))
+    return summary
+
+
+def data_fingerprint(name: str, data_dir: str, split_indices: Sequence[int]) -> str:
+    """sha256 over the data file and the index files of the splits used."""
+    path = uci.dataset_dir(name, data_dir)
+    files = ["data.txt", "index_features.txt", "index_target.txt"] + [
+        f"index_{part}_{k}.txt" for k in split_indices for part in ("train", "test")]
+    return run_record.fingerprint(*[(path / f).read_bytes() for f in files])
+
+
+def define_common_flags() -> None:
+    """Flags every UCI baseline takes (method-specific ones are defined in the script)."""
+    flags.DEFINE_enum("dataset", "uci_boston_housing", list(uci.NAMES), "UCI dataset.")
+    flags.DEFINE_string("split", "all", "'all' or comma-separated standard split indices.")
+    flags.DEFINE_string("data_dir", os.environ.get("UB_SHARED_DATA", DEFAULT_DATA_DIR),
+                        "Folder holding uci/<folder>/ (../shared/data as is, or a prepared copy).")
+    flags.DEFINE_string("output_dir", None, "Where run.json and metrics.jsonl go.", required=True)
+    flags.DEFINE_bool("overwrite", False, "Delete output_dir's contents from another run.")
+    flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and sampling.")
+    flags.DEFINE_integer("hidden_units", 0, "Hidden units; 0 = the dataset's n_hidden.txt "
+                         "(50, 100 for protein).")
+
+
+def run_flags() -> dict:
+    """Values of the flags defined by the running script and by this module (not absl's)."""
+    modules = (sys.argv[0], __name__)
+    return {f.name: f.value for module in modules
+            for f in flags.FLAGS.get_flags_for_module(module)}
+
+
+def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices: Sequence[int],
+           *, seed: int, start_time: float, model_kwargs: dict, extra: dict) -> dict[str, float]:
+    """Writes metrics.jsonl (one line per split) and run.json; returns the summary."""
+    writer = summaries.SummaryWriter(output_dir, tensorboard=False)
+    for k, result in zip(split_indices, per_split):
+        writer.write(k, {f"test/{key}": v for key, v in result.items()}, split=k)
+    writer.close()
+    summary = summarise(per_split)
+    run_record.write_run_record(
+        output_dir, flags=run_flags(), metrics=summary, seed=seed,
+        data_fingerprint=data_fingerprint(flags.FLAGS.dataset, flags.FLAGS.data_dir,
+                                          split_indices),
+        wall_time_s=time.time() - start_time, model={"name": "mlp", "kwargs": model_kwargs},
+        extra={"splits": list(split_indices), "per_split": list(per_split), **extra})
+    logging.info("%s over %d splits: %s", flags.FLAGS.dataset, len(per_split),
+                 ", ".join(f"{k}={v:.4g}" for k, v in summary.items()))
+    return summary
