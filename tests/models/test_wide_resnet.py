@@ -1,0 +1,123 @@
+"""Wide ResNet: parameter count, reference hyperparameters, per-group L2, seeding."""
+import keras
+import numpy as np
+import pytest
+
+from uncertainty_baselines.models.wide_resnet import L2_GROUPS, wide_resnet
+
+
+def trainable_count(model: keras.Model) -> int:
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def expected_trainable(depth: int, k: int, num_classes: int, channels: int = 3) -> int:
+    """WRN-depth-k trainable parameters counted by hand from the architecture."""
+    n = (depth - 4) // 6
+    count = 9 * channels * 16  # stem conv
+    c_in = 16
+    for group, c_out in enumerate((16 * k, 32 * k, 64 * k)):
+        for block in range(n):
+            count += 2 * c_in + 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out
+            if c_in != c_out or (block == 0 and group > 0):
+                count += c_in * c_out  # 1x1 projection shortcut
+            c_in = c_out
+    return count + 2 * c_in + c_in * num_classes + num_classes  # final BN, dense
+
+
+def tiny(**kwargs) -> keras.Model:
+    return wide_resnet(**{"input_shape": (8, 8, 3), "depth": 10, "width_multiplier": 1,
+                          "num_classes": 10, **kwargs})
+
+
+def test_wrn_28_10_has_36_5_million_parameters(wrn_28_10):
+    model = wrn_28_10
+    # 36,479,194 is the count published for WRN-28-10 on CIFAR-10 (Zagoruyko & Komodakis).
+    assert trainable_count(model) == expected_trainable(28, 10, 10) == 36_479_194
+    assert round(trainable_count(model) / 1e6, 1) == 36.5
+
+
+@pytest.mark.parametrize("depth,k,classes", [(10, 1, 10), (16, 4, 100), (22, 2, 3)])
+def test_parameter_count_matches_hand_count(depth, k, classes):
+    model = wide_resnet((32, 32, 3), depth=depth, width_multiplier=k, num_classes=classes)
+    assert trainable_count(model) == expected_trainable(depth, k, classes)
+    bn_channels = sum(v.shape[0] for v in model.non_trainable_variables) // 2
+    assert model.count_params() == trainable_count(model) + 2 * bn_channels
+
+
+def test_reference_layer_settings_and_preactivation_head():
+    model = wide_resnet((16, 16, 3), depth=16, width_multiplier=2, num_classes=5)
+    bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert all(l.epsilon == 1e-5 and l.momentum == 0.9 for l in bns)
+    assert all(not l.use_bias for l in convs)
+    # stem + 2 per block (6n + 1 3x3 convs) and one 1x1 projection per group.
+    assert sum(l.kernel_size == (3, 3) for l in convs) == 6 * 2 + 1
+    assert sum(l.kernel_size == (1, 1) for l in convs) == 3
+    assert isinstance(model.layers[1], keras.layers.Conv2D)  # no BN before the stem conv
+    head = [type(l).__name__ for l in model.layers[-4:]]
+    assert head == ["BatchNormalization", "Activation", "GlobalAveragePooling2D", "Dense"]
+
+
+def test_kernels_are_he_normal():
+    model = wide_resnet((8, 8, 3), depth=10, width_multiplier=4, num_classes=10)
+    kernel = next(l.kernel for l in model.layers if isinstance(l, keras.layers.Conv2D)
+                  and l.kernel.shape == (3, 3, 64, 64))
+    std = float(np.std(keras.ops.convert_to_numpy(kernel)))
+    assert std == pytest.approx(np.sqrt(2 / (9 * 64)), rel=0.03)
+
+
+def test_outputs_are_logits_of_the_right_shape():
+    x = np.random.default_rng(0).standard_normal((3, 8, 8, 3)).astype(np.float32)
+    logits = keras.ops.convert_to_numpy(tiny(num_classes=4)(x, training=False))
+    assert logits.shape == (3, 4) and np.isfinite(logits).all()
+    assert (logits < 0).any() and not np.allclose(logits.sum(axis=1), 1.0)
+
+
+def squared_sum(variables) -> float:
+    return sum(float(np.sum(keras.ops.convert_to_numpy(v) ** 2)) for v in variables)
+
+
+def test_l2_zero_adds_no_loss_terms():
+    assert tiny(l2=0.0).losses == []
+
+
+def test_per_group_l2_penalises_exactly_the_chosen_weights():
+    model = tiny(l2=1e-3, l2_overrides={"bn": 0.0, "dense_bias": 0.0, "group_3_conv": 2e-3})
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    group_3 = [l.kernel for l in convs if l.filters == 64]
+    others = [l.kernel for l in convs if l.filters != 64] + [model.layers[-1].kernel]
+    expected = 1e-3 * squared_sum(others) + 2e-3 * squared_sum(group_3)
+    total = sum(float(keras.ops.convert_to_numpy(loss)) for loss in model.losses)
+    assert total == pytest.approx(expected, rel=1e-5)
+    assert len(model.losses) == len(convs) + 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"depth": 12}, "6n\\+4"), ({"depth": 4}, "6n\\+4"), ({"width_multiplier": 0}, "width"),
+    ({"num_classes": 0}, "num_classes"), ({"input_shape": (8, 8)}, "height, width"),
+    ({"l2": -1.0}, "L2 coefficient"),
+    ({"l2_overrides": {"conv": 1e-4}}, "unknown L2 group.*" + "'input_conv'"),
+])
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**kwargs)
+
+
+def test_l2_groups_are_the_reference_names():
+    assert L2_GROUPS == ("input_conv", "group_1_conv", "group_2_conv", "group_3_conv", "bn",
+                         "dense_kernel", "dense_bias")
+
+
+def weights(model):
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+def test_same_seed_same_weights_whatever_the_global_state():
+    first = weights(tiny(seed=7))
+    keras.utils.set_random_seed(123)
+    tiny(seed=1)
+    second = weights(tiny(seed=7))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    other = weights(tiny(seed=8))
+    kernels = [(a, b) for a, b in zip(first, other) if a.ndim == 4]
+    assert all(not np.array_equal(a, b) for a, b in kernels)
