@@ -124,15 +124,19 @@ def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_
     out_dir = tmp_path / "killed"
     rng = random.Random(1234)
     ckpts = out_dir / "checkpoints"
-    for kills_after_checkpoints in (0, 1, 2):
+    # Kill points: a random time after the start (possibly before the first checkpoint),
+    # then a random moment after the 1st and after the 2nd checkpoint of the 3 epochs.
+    for after_checkpoints, delay in ((0, rng.uniform(2.0, 6.0)), (1, rng.uniform(0.0, 1.0)),
+                                     (2, rng.uniform(0.0, 0.6))):
         proc = launch([], data_dir, out_dir)
         deadline = time.time() + 120
-        while len(checkpoint.list_checkpoints(ckpts)) < kills_after_checkpoints + 1 and proc.poll() is None:
+        while len(checkpoint.list_checkpoints(ckpts)) < after_checkpoints and proc.poll() is None:
             assert time.time() < deadline, "run made no progress"
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))  # A random point of the following epoch (or evaluation).
+        time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
+        assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     _, out = run([], data_dir, out_dir)
     assert "resumed from" in out
     ref = json.loads((ref_dir / "run.json").read_text())

@@ -1,0 +1,96 @@
+"""Flag validation (fails fast, lists every problem) and the evaluation helpers."""
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from uncertainty_baselines.training import distribution, evaluation, flags
+
+
+def image_flags(**overrides):
+    values = dict(
+        dataset="cifar10", train_epochs=2, batch_size=64, eval_batch_size=None, train_examples=None,
+        base_learning_rate=0.1, lr_warmup_epochs=1.0, lr_decay_ratio=0.2, momentum=0.9, l2=2e-4,
+        lr_decay_epochs=["0.3", "0.6", "0.8"], checkpoint_interval=1, keep_checkpoints=3,
+        corruptions_interval=0, steps_per_loop=10, output_dir="/tmp/x", eval_only=False,
+        checkpoint_dir=None, eval_on_ood=False, ood_dataset=["cifar100"], severities=["1"],
+        strategy="cpu", num_cores=None)
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+def test_valid_flags_pass():
+    flags.validate_image_flags(image_flags())
+    flags.validate_image_flags(image_flags(eval_on_ood=True, corruptions_interval=5, severities=["1", "5"],
+                                           strategy="mirrored", num_cores=2, batch_size=64))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"train_epochs": 0}, "--train_epochs must be >= 1, got 0"),
+    ({"dataset": "cifar11"}, "--dataset='cifar11' is unknown; valid: ["),
+    ({"dataset": "uci_boston_housing"}, "is unknown"),
+    ({"strategy": "mirrored", "num_cores": 2, "batch_size": 65}, "--batch_size=65 is not divisible by the 2 replicas"),
+    ({"strategy": "mirrored", "num_cores": 2, "eval_batch_size": 7}, "--eval_batch_size=7 is not divisible"),
+    ({"lr_decay_epochs": ["0.8", "0.3"]}, "--lr_decay_epochs must be increasing fractions"),
+    ({"lr_decay_epochs": ["a"]}, "--lr_decay_epochs must be numbers"),
+    ({"eval_only": True}, "--eval_only needs --checkpoint_dir"),
+    ({"eval_on_ood": True, "ood_dataset": ["nope"]}, "unknown: ['nope']"),
+    ({"corruptions_interval": 1, "dataset": "cifar100"}, "cifar100 has no corrupted test set"),
+    ({"corruptions_interval": 1, "severities": ["6"]}, "--severities must be in 1..5"),
+    ({"train_examples": 10}, "--train_examples (10) must be at least one batch (64)"),
+    ({"output_dir": None}, "--output_dir is required"),
+])
+def test_bad_flags(overrides, message):
+    with pytest.raises(ValueError, match="invalid flags") as info:
+        flags.validate_image_flags(image_flags(**overrides))
+    assert message in str(info.value)
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ValueError) as info:
+        flags.validate_image_flags(image_flags(train_epochs=-1, l2=-1.0, keep_checkpoints=0))
+    assert str(info.value).count("\n  --") == 3
+
+
+def test_ood_results_from_is_in_distribution():
+    confident, unsure = [0.9, 0.05, 0.05], [0.4, 0.3, 0.3]
+    outputs = {"probs": np.array([confident, confident, unsure, unsure, confident]),
+               "is_in_distribution": np.array([1, 1, 0, 0, 0])}
+    r = evaluation.ood_results(outputs)
+    # OOD score 1 - max p: in {0.1, 0.1}, OOD {0.6, 0.6, 0.1}: pairs (ood > in) 4 of 6, ties 2 -> (4 + 1) / 6.
+    assert r["auroc"] == pytest.approx(5 / 6)
+
+
+def test_evaluate_flat_keys_and_every_example_once():
+    strategy = distribution.get_strategy("cpu")
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]], np.float32)
+
+    def predict(ds):
+        return {"probs": probs, "labels": np.array([0, 1, 1]), "id": np.arange(3),
+                "is_in_distribution": np.array([1, 1, 0])}
+
+    flat, clean = evaluation.evaluate(predict, num_classes=2, test=None, ood={"x": None},
+                                      corrupted={("blur", 1): None, ("blur", 2): None})
+    assert flat["test/accuracy"] == pytest.approx(2 / 3)
+    assert flat["test/negative_log_likelihood"] == pytest.approx(-np.log([0.7, 0.8, 0.4]).mean(), rel=1e-6)
+    assert flat["test/num_examples"] == 3
+    assert {"ood/x_auroc", "test/accuracy_blur_1", "test/accuracy_mean_corrupted", "test/ms_per_example"} <= set(flat)
+
+
+def fingerprint_of(x, order):
+    strategy = distribution.get_strategy("cpu")
+    n = len(x)
+    ds = tf.data.Dataset.from_tensor_slices({
+        "features": x[order], "labels": np.arange(n, dtype=np.int32)[order] % 3, "id": np.arange(n)[order],
+        "mask": np.ones(n, np.float32)}).batch(2)
+    return evaluation.data_fingerprint("toy", strategy.experimental_distribute_dataset(ds), strategy)
+
+
+def test_data_fingerprint_sees_content_not_order():
+    x = np.random.default_rng(0).normal(size=(5, 2, 2, 1)).astype(np.float32)
+    base = fingerprint_of(x, np.arange(5))
+    assert fingerprint_of(x, np.array([3, 1, 4, 0, 2])) == base
+    y = x.copy()
+    y[2, 1, 1, 0] = np.nextafter(y[2, 1, 1, 0], np.float32(10))  # One ulp of one pixel.
+    assert fingerprint_of(y, np.arange(5)) != base
