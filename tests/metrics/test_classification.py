@@ -94,6 +94,27 @@ def test_hand_computed_ece_mce_rmsce_classwise():
     assert result3["rmsce"] == pytest.approx(np.sqrt((0.01 + 0.64 + 0.09 + 0.16) / 4))
 
 
+@pytest.mark.parametrize("num_classes", [6, 50])  # 50 takes the many-classes code path
+def test_against_loops_over_bins(num_classes):
+    probs, labels = random_predictions(3000, num_classes, seed=7, scale=2.0)
+    result = one_pass(probs, labels)
+    num_bins, n = 15, len(labels)
+    classwise = 0.0
+    for k in range(num_classes):
+        bins = np.minimum(np.floor(probs[:, k] * num_bins), num_bins - 1)
+        for b in range(num_bins):
+            in_bin = bins == b
+            classwise += abs(probs[in_bin, k].sum() - np.sum(labels[in_bin] == k))
+    assert result["classwise_ece"] == pytest.approx(classwise / (n * num_classes), rel=1e-9)
+    conf, correct = probs.max(1), probs.argmax(1) == labels
+    bins = np.minimum(np.floor(conf * num_bins), num_bins - 1)
+    ece = sum(abs(correct[bins == b].sum() - conf[bins == b].sum()) for b in range(num_bins))
+    assert result["ece"] == pytest.approx(ece / n, rel=1e-9)
+    assert result["accuracy"] == correct.mean()
+    float32 = one_pass(probs.astype(np.float32), labels)
+    assert float32 == pytest.approx(result, rel=1e-4, abs=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("num_bins", [1, 2, 10, 15, 49, 100])
 def test_bin_index_edges(dtype, num_bins):

@@ -7,10 +7,10 @@ from uncertainty_baselines.metrics.classification import (
 from uncertainty_baselines.metrics.corruption import (
     aggregate_corrupted, corruption_errors, mean_corruption_error)
 from uncertainty_baselines.metrics.ensemble import (
-    EnsembleMetrics, disagreement, ensemble_nll, gibbs_nll, log_mean_exp, mutual_information,
-    predictive_entropy)
+    EnsembleMetrics, disagreement, ensemble_nll, entropy, gibbs_nll, log_mean_exp,
+    mutual_information, predictive_entropy)
 from uncertainty_baselines.metrics.ood import (
-    SCORE_KINDS, OODMetrics, auroc, average_precision, entropy, fpr_at_tpr, ood_score)
+    SCORE_KINDS, OODMetrics, auroc, average_precision, fpr_at_tpr, ood_score)
 from uncertainty_baselines.metrics.regression import (
     RegressionMetrics, central_interval, gaussian_crps, gaussian_nll, interval_coverage,
     interval_width, predictive_mean, rmse)

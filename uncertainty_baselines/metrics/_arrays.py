@@ -6,6 +6,7 @@ name what is wrong and what would be valid.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,9 @@ PROB_SUM_ATOL = 1e-3
 # NLL floors p(y) at the smallest normal float64 so a confidently wrong prediction costs at
 # most -log(2.2e-308) ~ 708 instead of inf (use from_logits=True for the exact value).
 MIN_PROB = np.finfo(np.float64).tiny
+# Up to this many classes, row-wise reductions loop over columns (elementwise ufuncs on
+# [N] vectors), several times faster than NumPy's reduction along a short last axis.
+COLUMN_LOOP_MAX_CLASSES = 32
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -31,13 +35,19 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def as_float_array(x: Any, name: str) -> np.ndarray:
-    """``x`` as float32 or float64 (other dtypes become float64), after checking it is finite."""
+def to_float_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as float32 or float64 (other numeric dtypes become float64), unchecked."""
     arr = to_numpy(x)
     if arr.dtype not in (np.float32, np.float64):
         if arr.dtype.kind not in "fiub" and "float" not in arr.dtype.name:  # bfloat16 is "V"
             raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
         arr = arr.astype(np.float64)
+    return arr
+
+
+def as_float_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as float32 or float64 (other dtypes become float64), after checking it is finite."""
+    arr = to_float_array(x, name)
     check_finite(arr, name)
     return arr
 
@@ -83,12 +93,13 @@ def as_probs(x: Any, from_logits: bool, name: str = "probs") -> np.ndarray:
     every metric uses the top-label definition. Without ``from_logits`` the input must lie
     in [0, 1] and rows must sum to 1 within ``PROB_SUM_ATOL``.
     """
-    arr = as_float_array(x, name)
+    arr = to_float_array(x, name)
     if arr.ndim == 1:
         arr = binary_to_two_class(arr, from_logits)
     elif arr.ndim != 2:
         raise ValueError(f"{name} must have shape [N, K] (or [N] for binary), got {arr.shape}")
     if from_logits:
+        check_finite(arr, name)
         return special.softmax(arr, axis=1)
     check_probabilities(arr, name)
     return arr
@@ -102,15 +113,17 @@ def binary_to_two_class(arr: np.ndarray, from_logits: bool) -> np.ndarray:
 
 
 def check_probabilities(arr: np.ndarray, name: str) -> None:
-    """Raises ValueError unless ``arr`` [N, K] holds rows of probabilities."""
+    """Raises ValueError unless ``arr`` [N, K] holds finite rows of probabilities."""
     if not arr.size:
         return
     lo, hi = arr.min(), arr.max()
+    if not np.isfinite(lo + hi):
+        check_finite(arr, name)
     if lo < 0 or hi > 1:
         raise ValueError(
             f"{name} must lie in [0, 1] (got min {lo:.4g}, max {hi:.4g}); if these are logits, "
             "pass from_logits=True (or apply a softmax first)")
-    row_sums = arr @ np.ones(arr.shape[1], dtype=arr.dtype)
+    row_sums = row_sum(arr)
     worst = np.abs(row_sums - 1).max()
     if worst > PROB_SUM_ATOL:
         raise ValueError(
@@ -119,10 +132,18 @@ def check_probabilities(arr: np.ndarray, name: str) -> None:
             "first)")
 
 
+def row_sum(arr: np.ndarray) -> np.ndarray:
+    """Sum of each row of [N, K] (no BLAS matvec: it spawns threads on a shared machine)."""
+    if arr.shape[1] <= COLUMN_LOOP_MAX_CLASSES:
+        return functools.reduce(np.add, arr.T)
+    return arr.sum(axis=1)
+
+
 def log_probs(x: Any, from_logits: bool, name: str = "probs") -> np.ndarray:
     """Log-probabilities [..., K]: exact log-softmax of logits, or log of floored probs."""
-    arr = as_float_array(x, name)
+    arr = to_float_array(x, name)
     if from_logits:
+        check_finite(arr, name)
         return special.log_softmax(arr, axis=-1)
     check_probabilities(arr.reshape(-1, arr.shape[-1]), name)
     return np.log(np.maximum(arr, MIN_PROB))

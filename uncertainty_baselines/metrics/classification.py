@@ -20,11 +20,11 @@ from scipy import special
 
 from uncertainty_baselines.metrics import _arrays
 
-# Row maxima via an elementwise loop over columns beat NumPy's short-axis reductions up to here.
-_COLUMN_LOOP_MAX_CLASSES = 32
-# Large batches are accumulated in chunks of about this many entries: cache-sized
-# temporaries are several times faster than batch-sized ones (no page faults per call).
-_CHUNK_ENTRIES = 1 << 15
+# Large batches are accumulated in chunks of about this many entries (at least
+# _CHUNK_MIN_ROWS rows, bounding the per-chunk Python overhead for many classes):
+# cache-sized temporaries are several times faster than batch-sized ones.
+_CHUNK_ENTRIES = 1 << 16
+_CHUNK_MIN_ROWS = 4096
 
 
 def bin_index(confidence: np.ndarray, num_bins: int) -> np.ndarray:
@@ -49,22 +49,20 @@ def bin_index(confidence: np.ndarray, num_bins: int) -> np.ndarray:
     return bins
 
 
-def _row_max(probs: np.ndarray) -> np.ndarray:
-    """Largest entry of each row of [N, K]."""
-    if probs.shape[1] <= _COLUMN_LOOP_MAX_CLASSES:
-        return functools.reduce(np.maximum, probs.T)
-    return probs.max(axis=1)
-
-
 def top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(confidence, correct, p_true) for validated [N, K] probs and [N] labels.
 
-    ``correct`` follows ``argmax`` (first index among tied maxima); the fast path compares
-    p(y) with the row maximum and falls back to ``argmax`` only when a row has tied maxima.
+    ``correct`` follows ``argmax`` (first index among tied maxima). For few classes the fast
+    path compares p(y) with the row maximum and falls back to ``argmax`` only when a row has
+    tied maxima.
     """
     n, k = probs.shape
-    conf = _row_max(probs)
-    p_true = probs.reshape(-1)[np.arange(n) * k + labels]
+    flat_true = np.arange(n) * k + labels
+    p_true = probs.reshape(-1)[flat_true]
+    if k > _arrays.COLUMN_LOOP_MAX_CLASSES:
+        predictions = probs.argmax(axis=1)
+        return probs[np.arange(n), predictions], predictions == labels, p_true
+    conf = functools.reduce(np.maximum, probs.T)
     if np.count_nonzero(probs == conf[:, None]) == n:
         correct = p_true == conf
     else:
@@ -72,11 +70,32 @@ def top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     return conf, correct, p_true
 
 
+def classwise_gap(probs: np.ndarray, labels: np.ndarray, num_bins: int) -> np.ndarray:
+    """Per class k and bin b (index k * B + b): sum of p_k - 1[y = k] over the examples whose
+    p_k falls in bin b, for validated [N, K] probs and [N] labels.
+
+    Most p_k of a confident classifier sit in bin 0, so only entries >= 1/B are binned; the
+    bin-0 sums follow from the column sums (accumulated in the input's dtype).
+    """
+    n, k = probs.shape
+    flat = probs.reshape(-1)
+    high = np.flatnonzero(flat >= probs.dtype.type(1 / num_bins))
+    high_class = high % k
+    high_probs = flat[high]
+    index = high_class * num_bins + bin_index(high_probs, num_bins)
+    sums = np.bincount(index, weights=high_probs, minlength=k * num_bins)
+    sums[::num_bins] += (probs.sum(axis=0)
+                         - np.bincount(high_class, weights=high_probs, minlength=k))
+    label_bins = bin_index(flat[np.arange(n) * k + labels], num_bins)
+    return sums - np.bincount(labels * num_bins + label_bins, minlength=k * num_bins)
+
+
 def _probs_and_nll(x: Any, labels: Any, num_classes: int | None, from_logits: bool
                    ) -> tuple[np.ndarray, np.ndarray, float]:
     """Validated probs [N, K], labels [N] and the summed NLL of one batch."""
-    raw = _arrays.as_float_array(x, "probs")
+    raw = _arrays.to_float_array(x, "probs")
     if from_logits:
+        _arrays.check_finite(raw, "logits")
         logits = raw if raw.ndim != 1 else _arrays.binary_to_two_class(raw, True)
         if logits.ndim != 2:
             raise ValueError(f"logits must have shape [N, K] (or [N] for binary), got {raw.shape}")
@@ -145,7 +164,7 @@ class ClassificationMetrics:
             return
         self._count += n
         self._nll_sum += nll
-        rows = max(1, _CHUNK_ENTRIES // k)
+        rows = max(_CHUNK_MIN_ROWS, _CHUNK_ENTRIES // k)
         for start in range(0, n, rows):
             self._add_chunk(probs[start:start + rows], labels[start:start + rows])
 
@@ -155,17 +174,12 @@ class ClassificationMetrics:
         conf, correct, p_true = top_label(probs, labels)
         flat = probs.reshape(-1)
         self._correct += int(np.count_nonzero(correct))
-        self._brier_sum += float(np.dot(flat, flat)) - 2 * float(p_true.sum()) + n
+        self._brier_sum += float(np.einsum("i,i->", flat, flat)) - 2 * float(p_true.sum()) + n
         bins = bin_index(conf, self.num_bins)
         self._bin_count += np.bincount(bins, minlength=self.num_bins)
         self._bin_conf += np.bincount(bins, weights=conf, minlength=self.num_bins)
         self._bin_correct += np.bincount(bins[correct], minlength=self.num_bins)
-        class_bins = bin_index(probs, self.num_bins)
-        class_bins += np.arange(k) * self.num_bins
-        gap = flat.astype(np.float64)
-        gap[np.arange(n) * k + labels] -= 1
-        self._classwise_gap += np.bincount(class_bins.reshape(-1), weights=gap,
-                                           minlength=k * self.num_bins)
+        self._classwise_gap += classwise_gap(probs, labels, self.num_bins)
 
     def merge(self, other: ClassificationMetrics) -> None:
         """Adds the state of ``other`` (same settings) to this one."""

@@ -12,7 +12,11 @@ import numpy as np
 from scipy import special
 
 from uncertainty_baselines.metrics import _arrays
-from uncertainty_baselines.metrics.ood import entropy
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) along the last axis, with 0 log 0 = 0."""
+    return -special.xlogy(probs, probs).sum(axis=-1)
 
 
 def log_mean_exp(x: np.ndarray, axis: int = 0) -> np.ndarray:

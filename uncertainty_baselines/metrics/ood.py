@@ -12,15 +12,11 @@ import numpy as np
 from scipy import special
 
 from uncertainty_baselines.metrics import _arrays
+from uncertainty_baselines.metrics.ensemble import entropy, mutual_information
 
 SCORE_KINDS = ("msp", "entropy", "max_logit", "energy", "dempster_shafer",
                "mutual_information")
 _LOGIT_ONLY = ("max_logit", "energy", "dempster_shafer")
-
-
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy (nats) along the last axis, with 0 log 0 = 0."""
-    return -special.xlogy(probs, probs).sum(axis=-1)
 
 
 def ood_score(x: Any, kind: str = "msp", from_logits: bool = False) -> np.ndarray:
@@ -38,8 +34,7 @@ def ood_score(x: Any, kind: str = "msp", from_logits: bool = False) -> np.ndarra
     if kind in _LOGIT_ONLY and not from_logits:
         raise ValueError(f"OOD score {kind!r} needs logits: pass logits with from_logits=True")
     if kind == "mutual_information":
-        from uncertainty_baselines.metrics import ensemble  # ensemble imports this module
-        return ensemble.mutual_information(x, from_logits=from_logits)
+        return mutual_information(x, from_logits=from_logits)
     arr = _arrays.as_float_array(x, "logits" if from_logits else "probs")
     if arr.ndim != 2:
         raise ValueError(f"OOD score {kind!r} needs an array of shape [N, K], got {arr.shape}")
