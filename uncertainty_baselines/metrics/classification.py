@@ -27,7 +27,7 @@ _CHUNK_ENTRIES = 1 << 16
 _CHUNK_MIN_ROWS = 4096
 
 
-def bin_index(confidence: np.ndarray, num_bins: int) -> np.ndarray:
+def bin_index(confidence: Any, num_bins: int) -> np.ndarray:
     """Equal-width bin of each confidence in [0, 1]: ``min(floor(c * B), B - 1)``, exactly.
 
     ``floor(c * B)`` is computed in floating point; wherever c lies within rounding error of
@@ -35,6 +35,7 @@ def bin_index(confidence: np.ndarray, num_bins: int) -> np.ndarray:
     edges ``k / B`` rounded to the input's dtype, so c = k/B always lands in bin k (e.g.
     1/49 * 49 < 1 in float64).
     """
+    confidence = _arrays.to_float_array(confidence, "confidence")
     dtype = confidence.dtype.type
     tol = 4 * np.finfo(confidence.dtype).eps
     bins = (confidence * dtype(num_bins * (1 + tol))).astype(np.intp)
