@@ -83,6 +83,7 @@ def gaussian_crps(mean: Any, std: Any, label: Any) -> np.ndarray:
 
 
 def _check_level(level: float) -> None:
+    """Raises ValueError unless the interval level is a probability strictly inside (0, 1)."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
 

@@ -18,6 +18,7 @@ _COUNT_TOL = 1e-9
 
 
 def _inputs(confidence: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float64 confidence [N] and correctness [N] as 0.0/1.0 (N > 0)."""
     conf = _arrays.as_float_array(confidence, "confidence").astype(np.float64, copy=False)
     corr = _arrays.to_numpy(correct)
     if conf.ndim != 1 or corr.shape != conf.shape:

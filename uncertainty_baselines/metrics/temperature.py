@@ -14,6 +14,7 @@ _MAX_INVERSE_TEMPERATURE = 1e3
 
 
 def _logits_and_labels(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float64 logits [N, K] (N > 0) and integer labels [N]."""
     z = _arrays.as_float_array(logits, "logits").astype(np.float64, copy=False)
     if z.ndim != 2:
         raise ValueError(f"logits must have shape [N, K], got {z.shape}")
@@ -23,6 +24,7 @@ def _logits_and_labels(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray
 
 
 def _mean_nll(logits: np.ndarray, labels: np.ndarray, inverse_temperature: float) -> float:
+    """Mean NLL of softmax(logits * inverse_temperature)."""
     scaled = logits * inverse_temperature
     true_logit = scaled[np.arange(len(labels)), labels]
     return float(np.mean(special.logsumexp(scaled, axis=1) - true_logit))
