@@ -71,14 +71,40 @@ def _binary_inputs(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _threshold_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(true positives, false positives) when predicting positive for score >= t, for every
-    distinct score t from the highest to the lowest (tied scores enter together)."""
-    order = np.argsort(-scores, kind="stable")
+    distinct score t from the highest to the lowest (tied scores enter together, so the
+    order inside a tie group is irrelevant)."""
+    order = np.argsort(scores)[::-1]
     s, y = scores[order], labels[order]
-    last_of_group = np.flatnonzero(np.diff(s) != 0)
-    ends = np.concatenate([last_of_group, [s.size - 1]])
+    ends = np.concatenate([np.flatnonzero(s[1:] != s[:-1]), [s.size - 1]])
     tp = np.cumsum(y)[ends]
-    fp = (ends + 1) - tp
-    return tp, fp
+    return tp, (ends + 1) - tp
+
+
+def _swap_classes(tp: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of :func:`_threshold_counts` for negated scores and swapped labels."""
+    new_tp = np.cumsum(np.diff(fp, prepend=0)[::-1])
+    new_fp = np.cumsum(np.diff(tp, prepend=0)[::-1])
+    return new_tp, new_fp
+
+
+def _auroc(tp: np.ndarray, fp: np.ndarray) -> float:
+    """Trapezoidal area under the ROC curve through the threshold counts (and 0, 0)."""
+    tp = np.concatenate([[0], tp]).astype(np.float64)
+    fp = np.concatenate([[0], fp]).astype(np.float64)
+    return float(np.dot(np.diff(fp), tp[1:] + tp[:-1]) / 2 / (tp[-1] * fp[-1]))
+
+
+def _average_precision(tp: np.ndarray, fp: np.ndarray) -> float:
+    """Step-wise average precision: sum over thresholds of (R_t - R_t-1) P_t."""
+    recall_gain = np.diff(tp, prepend=0) / tp[-1]
+    return float(np.dot(recall_gain, tp / (tp + fp)))
+
+
+def _fpr_at_tpr(tp: np.ndarray, fp: np.ndarray, tpr: float) -> float:
+    """FP/N at the first (highest) threshold with TP/P >= tpr."""
+    if not 0 < tpr <= 1:
+        raise ValueError(f"tpr must be in (0, 1], got {tpr}")
+    return float(fp[int(np.argmax(tp / tp[-1] >= tpr))] / fp[-1])
 
 
 def auroc(scores: Any, labels: Any) -> float:
@@ -88,23 +114,14 @@ def auroc(scores: Any, labels: Any) -> float:
     scores get half credit (the trapezoid through tied thresholds; Mann-Whitney U / PN).
     ValueError if only one class is present.
     """
-    s, y = _binary_inputs(scores, labels)
-    tp, fp = _threshold_counts(s, y)
-    tp = np.concatenate([[0], tp]).astype(np.float64)
-    fp = np.concatenate([[0], fp]).astype(np.float64)
-    area = np.dot(np.diff(fp), tp[1:] + tp[:-1]) / 2
-    return float(area / (tp[-1] * fp[-1]))
+    return _auroc(*_threshold_counts(*_binary_inputs(scores, labels)))
 
 
 def average_precision(scores: Any, labels: Any) -> float:
     """Area under the precision-recall curve as average precision (step-wise, no
     interpolation): sum over distinct thresholds of (R_t - R_t-1) P_t, matching
     ``sklearn.metrics.average_precision_score``. Positives = ``labels`` true."""
-    s, y = _binary_inputs(scores, labels)
-    tp, fp = _threshold_counts(s, y)
-    precision = tp / (tp + fp)
-    recall_gain = np.diff(np.concatenate([[0], tp])) / tp[-1]
-    return float(np.dot(recall_gain, precision))
+    return _average_precision(*_threshold_counts(*_binary_inputs(scores, labels)))
 
 
 def fpr_at_tpr(scores: Any, labels: Any, tpr: float = 0.95) -> float:
@@ -114,12 +131,7 @@ def fpr_at_tpr(scores: Any, labels: Any, tpr: float = 0.95) -> float:
     TP/P >= tpr (tied scores are all included, no interpolation), and the result is FP/N at
     that t. Positives = ``labels`` true.
     """
-    if not 0 < tpr <= 1:
-        raise ValueError(f"tpr must be in (0, 1], got {tpr}")
-    s, y = _binary_inputs(scores, labels)
-    tp, fp = _threshold_counts(s, y)
-    first = int(np.argmax(tp / tp[-1] >= tpr))
-    return float(fp[first] / fp[-1])
+    return _fpr_at_tpr(*_threshold_counts(*_binary_inputs(scores, labels)), tpr)
 
 
 class OODMetrics:
@@ -169,10 +181,12 @@ class OODMetrics:
         scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
         _arrays.check_not_empty(scores.size, type(self).__name__)
         is_ood = np.concatenate(self._is_ood)
-        pos_scores, pos = (scores, is_ood) if self.positive == "ood" else (-scores, ~is_ood)
+        ood_counts = _threshold_counts(*_binary_inputs(scores, is_ood))  # one sort for all
+        in_counts = _swap_classes(*ood_counts)
+        positive_counts = ood_counts if self.positive == "ood" else in_counts
         return {
-            "auroc": auroc(pos_scores, pos),
-            "aupr_in": average_precision(-scores, ~is_ood),
-            "aupr_out": average_precision(scores, is_ood),
-            "fpr_at_95_tpr": fpr_at_tpr(pos_scores, pos, 0.95),
+            "auroc": _auroc(*positive_counts),
+            "aupr_in": _average_precision(*in_counts),
+            "aupr_out": _average_precision(*ood_counts),
+            "fpr_at_95_tpr": _fpr_at_tpr(*positive_counts, 0.95),
         }
