@@ -318,3 +318,15 @@ def test_cli_reports_errors_in_one_line_without_a_traceback(tmp_path):
     assert result.returncode == 1
     assert f"prepare cifar10: error: source {tmp_path / 'nowhere.zip'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_corrupted_and_uci_names_dispatch_to_their_owners(tmp_path, monkeypatch):
+    from uncertainty_baselines.datasets import corrupted_builder, uci
+    calls = []
+    monkeypatch.setattr(corrupted_builder, "prepare_corrupted",
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or tmp_path / "c")
+    monkeypatch.setattr(uci, "prepare", lambda *args: calls.append((args, {})) or tmp_path / args[0])
+    assert prepare("fashion_mnist_corrupted", tmp_path, tmp_path / "d", overwrite=True) == [tmp_path / "c"]
+    assert calls.pop() == (("fashion_mnist", tmp_path, tmp_path / "d"), {"overwrite": True})
+    assert prepare("uci", tmp_path, tmp_path / "d") == [tmp_path / n for n in uci.NAMES]
+    assert [args[0] for args, _ in calls] == list(uci.NAMES) and len(uci.NAMES) == 9

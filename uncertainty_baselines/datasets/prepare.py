@@ -184,8 +184,9 @@ def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, *
         from uncertainty_baselines.datasets import uci
         return [uci.prepare(n, source, data_dir) for n in (uci.NAMES if name == "uci" else [name])]
     if name in _CORRUPTED_NAMES:
-        from uncertainty_baselines.datasets import corruptions
-        return [corruptions.prepare_corrupted(name.removesuffix("_corrupted"), source, data_dir)]
+        from uncertainty_baselines.datasets import corrupted_builder
+        return [corrupted_builder.prepare_corrupted(name.removesuffix("_corrupted"), source, data_dir,
+                                                    overwrite=overwrite)]
     builder_cls = lb.ClincIntent if name == "clinc_intent" else _IMAGE_BUILDERS[name]
     existing = data_dir / name / str(builder_cls.VERSION)
     if existing.exists() and not overwrite:
