@@ -1,6 +1,6 @@
 """Benchmark of ub.metrics: streaming classification metrics and exact AUROC.
 
-Run (heavy: ~20 s of CPU): flock /tmp/ub_heavy.lock .venv/bin/python bench/metrics_bench.py
+Run (about 10 s of CPU): flock /tmp/ub_heavy.lock .venv/bin/python bench/metrics_bench.py
 
 1. All of ClassificationMetrics (accuracy, NLL, Brier, ECE, MCE, RMSCE, classwise ECE, with
    input validation) over 10M predictions of 10 classes fed in batches of 10,000, against
