@@ -34,10 +34,15 @@ class ArrayDataset(base.BaseDataset):
             lambda i: {"x": tf.cast(i + offset, tf.float32), "y": tf.cast(i % 3, tf.int32)})
 
     def _preprocess(self, example, seed):
-        x = example["x"]
-        if seed is not None:
-            x = x + tf.random.stateless_uniform([], seed)
-        return {"features": tf.reshape(x, [1]), "labels": example["y"]}
+        return array_preprocess(example, seed)
+
+
+def array_preprocess(example, seed):
+    """ArrayDataset's preprocessing: x as a 1-vector, plus U[0, 1) noise when training."""
+    x = example["x"]
+    if seed is not None:
+        x = x + tf.random.stateless_uniform([], seed)
+    return {"features": tf.reshape(x, [1]), "labels": example["y"]}
 
 
 def batches(dataset, take=None):
@@ -256,3 +261,44 @@ def test_sharded_eval_pipelines_cover_every_example_once_in_equal_steps():
     per_replica = [b for s in shards for b in s]
     ids, mask = concat(per_replica, "id"), concat(per_replica, "mask")
     assert sorted(ids[mask == 1].tolist()) == list(range(7)) and mask.sum() == 7
+
+
+def counting_preprocess(calls):
+    """ArrayDataset's preprocessing, counting its executions in ``calls``."""
+
+    def count(x):
+        calls.append(1)
+        return x
+
+    def preprocess(example, seed):
+        x = tf.py_function(count, [example["x"]], tf.float32)
+        x.set_shape([])
+        return array_preprocess({**example, "x": x}, seed)
+
+    return preprocess
+
+
+def test_cached_evaluation_preprocesses_once_and_repeats_exactly():
+    calls = []
+    loaded = ArrayDataset("test", cache=True).load(
+        batch_size=3, preprocess_fn=counting_preprocess(calls))
+    first, second = batches(loaded), batches(loaded)
+    assert len(calls) == 7
+    for a, b in zip(first, second):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_cached_training_reads_once_but_augments_every_epoch():
+    calls = []
+
+    class Counted(ArrayDataset):
+        def _read(self, split, start, stop):
+            return super()._read(split, start, stop).map(
+                lambda ex: {**ex, "x": counting_preprocess(calls)(ex, None)["features"][0]})
+
+    epochs = concat(batches(Counted("train", seed=0, cache=True).load(batch_size=10), take=3),
+                    "features")[:, 0]
+    assert len(calls) == 10
+    raw = np.floor(epochs).astype(int).reshape(3, 10)
+    assert all(sorted(epoch.tolist()) == list(range(10)) for epoch in raw)
+    assert len(set(np.round(epochs - np.floor(epochs), 6).tolist())) == 30

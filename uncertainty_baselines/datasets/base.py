@@ -101,7 +101,9 @@ class BaseDataset(abc.ABC):
           drop_remainder: without mask_and_pad, drop the last partial evaluation batch.
           mask_and_pad: pad the last evaluation batch and add 'mask'; defaults to True
             when not training (an error when training).
-          cache: cache the raw examples in memory after the first pass.
+          cache: keep examples in memory after the first pass: the raw ones when training
+            (augmentation still differs every epoch), the preprocessed ones on evaluation
+            (deterministic), so later evaluation passes skip reading and decoding.
         """
         if not 0.0 <= validation_percent < 1.0:
             raise ValueError(f"validation_percent must be in [0, 1), got {validation_percent}")
@@ -217,18 +219,20 @@ class BaseDataset(abc.ABC):
         """The input pipeline of one tf.distribute input pipeline (or the only one)."""
         raw_split, start, stop = self._range()
         examples = self._read(raw_split, start, stop).enumerate().map(_attach_id)
-        if self.cache:
-            examples = examples.cache()
+        process = _processor(preprocess, self.seed, self.is_training, self.mask_and_pad)
         if self.is_training:
+            if self.cache:
+                examples = examples.cache()
             dataset = _epochs(examples, self.seed, self.shuffle_buffer_size)
-        else:
-            dataset = examples
-        dataset = dataset.shard(num_pipelines, pipeline_id)
-        dataset = dataset.map(_processor(preprocess, self.seed, self.is_training, self.mask_and_pad),
-                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if self.is_training:
+            dataset = dataset.shard(num_pipelines, pipeline_id).map(
+                process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             dataset = dataset.batch(per_replica_batch, drop_remainder=True)
-        elif self.mask_and_pad:
+            return _finish(dataset)
+        dataset = examples.shard(num_pipelines, pipeline_id).map(
+            process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if self.cache:  # Evaluation preprocessing is deterministic: keep its output.
+            dataset = dataset.cache()
+        if self.mask_and_pad:
             num_steps = math.ceil((stop - start) / (per_replica_batch * replicas_per_pipeline
                                                     * num_pipelines))
             own = _shard_size(stop - start, num_pipelines, pipeline_id)
@@ -237,9 +241,14 @@ class BaseDataset(abc.ABC):
             dataset = dataset.batch(per_replica_batch, drop_remainder=True)
         else:
             dataset = dataset.batch(per_replica_batch, drop_remainder=self.drop_remainder)
-        options = tf.data.Options()
-        options.deterministic = True
-        return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return _finish(dataset)
+
+
+def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Deterministic element order, and batches prepared ahead of the consumer."""
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def _valid_splits(raw_splits: tuple[str, ...], validation_percent: float) -> set[str]:
