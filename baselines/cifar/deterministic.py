@@ -19,6 +19,8 @@ import time
 from absl import app, flags, logging
 
 import uncertainty_baselines as ub
+from uncertainty_baselines.training import (checkpoint, distribution, evaluation, experiment, loop,
+                                            output_dir, run_record, schedules, summaries)
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags()
@@ -43,8 +45,6 @@ def main(argv):
                              f"got {FLAGS.depth} and {FLAGS.width}")
     except ValueError as e:
         raise app.UsageError(str(e))
-    from uncertainty_baselines.training import (distribution, experiment, loop, output_dir,
-                                                run_record, schedules)
     start = time.time()
     if FLAGS.strategy == "mirrored" and FLAGS.num_cores:
         distribution.split_cpu(FLAGS.num_cores)  # No-op with GPUs; else N logical CPUs.
@@ -71,7 +71,7 @@ def main(argv):
     if FLAGS.eval_only:
         metrics, step = experiment.evaluate_checkpoint(model=model, strategy=strategy, data=data,
                                                        run_dir=FLAGS.checkpoint_dir)
-        metrics = ub.training.summaries.SummaryWriter(FLAGS.output_dir).write(step, metrics, eval_only=True)
+        metrics = summaries.SummaryWriter(FLAGS.output_dir).write(step, metrics, eval_only=True)
     else:
         try:
             metrics = experiment.train_and_evaluate(
@@ -83,13 +83,13 @@ def main(argv):
         except experiment.NonFiniteLossError as e:
             logging.error("%s", e)
             sys.exit(f"stopped: {e}")
-    fingerprint = ub.training.evaluation.data_fingerprint(FLAGS.dataset, data.test, strategy)
+    fingerprint = evaluation.data_fingerprint(FLAGS.dataset, data.test, strategy)
     run_record.write_run_record(
-        FLAGS.output_dir, flags=flag_values, metrics={k: v for k, v in metrics.items() if k not in ("step", "epoch")},
+        FLAGS.output_dir, flags=flag_values, metrics={k: v for k, v in metrics.items() if "/" in k},
         seed=FLAGS.seed, data_fingerprint=fingerprint, wall_time_s=time.time() - start, model=spec,
         extra={"num_params": model.count_params(), "num_replicas": strategy.num_replicas_in_sync,
                "train_examples": data.num_train_examples, "steps": metrics.get("step"),
-               "checkpoint_dir": ub.training.checkpoint.SUBDIR})
+               "checkpoint_dir": checkpoint.SUBDIR})
     print(experiment.results_table(metrics, num_params=model.count_params()))
 
 
