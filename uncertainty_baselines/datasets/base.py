@@ -219,7 +219,7 @@ class BaseDataset(abc.ABC):
         """The input pipeline of one tf.distribute input pipeline (or the only one)."""
         raw_split, start, stop = self._range()
         examples = self._read(raw_split, start, stop).enumerate().map(_attach_id)
-        process = _processor(preprocess, self.seed, self.is_training, self.mask_and_pad)
+        process = _processor(preprocess, self.is_training, self.mask_and_pad)
         if self.is_training:
             if self.cache:
                 examples = examples.cache()
@@ -269,17 +269,18 @@ def _epoch_seeds(seed: int, epoch: tf.Tensor) -> tf.Tensor:
 
 
 def _epochs(examples: tf.data.Dataset, seed: int, buffer_size: int) -> tf.data.Dataset:
-    """Endless stream of epochs, each shuffled with its own seed and tagged with its index."""
+    """Endless stream of epochs, each shuffled with its own seed; examples carry their
+    epoch's augmentation key."""
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        shuffle_seed = _epoch_seeds(seed, epoch)[0]
+        shuffle_seed, augment_key = tf.unstack(_epoch_seeds(seed, epoch))
         return examples.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False
-                                ).map(lambda example: {**example, "epoch": epoch})
+                                ).map(lambda example: {**example, "augment_key": augment_key})
 
     return tf.data.Dataset.counter().flat_map(one_epoch)
 
 
-def _processor(preprocess: PreprocessFn, seed: int, is_training: bool,
+def _processor(preprocess: PreprocessFn, is_training: bool,
                with_mask: bool) -> Callable[[Example], Example]:
     """Wraps a preprocessing function: derives the example's seed, keeps its id, adds mask."""
 
@@ -288,14 +289,14 @@ def _processor(preprocess: PreprocessFn, seed: int, is_training: bool,
         example_id = example.pop("id")
         augment_seed = None
         if is_training:
-            augment_seed = tf.stack([_epoch_seeds(seed, example.pop("epoch"))[1], example_id])
+            augment_seed = tf.stack([example.pop("augment_key"), example_id])
         out = dict(preprocess(example, augment_seed))
         missing = {"features", "labels"} - set(out)
         if missing:
             raise ValueError(f"preprocessing must return 'features' and 'labels'; missing "
                              f"{sorted(missing)} (got keys {sorted(out)})")
         out["id"] = example_id
-        if with_mask and not is_training:
+        if with_mask:
             out["mask"] = tf.constant(1.0, tf.float32)
         return out
 
