@@ -28,6 +28,7 @@ nothing half-written is left. The real counts are checked (CIFAR-10 50,000 / 10,
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -110,14 +111,14 @@ def build_atomically(builder_cls: type, data_dir: pathlib.Path, overwrite: bool,
     return target
 
 
-def _image_splits(name: str, source: pathlib.Path, stack: list) -> tuple[dict, str]:
-    """Records of image set `name` from `source`, and the key of its expected counts."""
+def _image_splits(name: str, source: pathlib.Path, stack: contextlib.ExitStack) -> tuple[dict, str]:
+    """Records of image set `name` from `source` (archives stay open on `stack` while the
+    records are read), and the key of its expected counts."""
     if name == "cifar10":
         if source.is_dir():
             return lb.class_folder_dir_records(source, lb.CIFAR10_CLASSES, (32, 32, 3)), name
         if source.suffix == ".zip":
-            archive = lb.open_zip(source)
-            stack.append(archive)
+            archive = stack.enter_context(lb.open_zip(source))
             return lb.class_folder_zip_records(archive, source, lb.CIFAR10_CLASSES, (32, 32, 3)), name
         if source.name.endswith((".tar.gz", ".tgz", ".tar")):
             return lb.cifar10_python_records(source), name
@@ -134,17 +135,14 @@ def _image_splits(name: str, source: pathlib.Path, stack: list) -> tuple[dict, s
 def prepare_images(name: str, source: pathlib.Path, data_dir: pathlib.Path, *,
                    check: bool = True, overwrite: bool = False) -> pathlib.Path:
     """Prepare cifar10 / mnist / fashion_mnist from local files (see the module docstring)."""
-    open_archives: list = []
-    try:
-        splits, expected_key = _image_splits(name, source, open_archives)
+    with contextlib.ExitStack() as stack:
+        splits, expected_key = _image_splits(name, source, stack)
         if check:
             counts = {split: Counter(r.label for r in records) for split, records in splits.items()}
             check_counts(f"{name} from {source}", counts, EXPECTED[expected_key])
         class_names = lb.CIFAR10_CLASSES if name == "cifar10" else None
-        return build_atomically(_IMAGE_BUILDERS[name], data_dir, overwrite, splits=splits, class_names=class_names)
-    finally:
-        for archive in open_archives:
-            archive.close()
+        return build_atomically(_IMAGE_BUILDERS[name], data_dir, overwrite, splits=splits,
+                                class_names=class_names)
 
 
 def prepare_clinc(source: pathlib.Path, data_dir: pathlib.Path, *, vocab_file: pathlib.Path | None = None,
@@ -172,7 +170,8 @@ def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, *
             vocab_file: str | os.PathLike | None = None) -> list[pathlib.Path]:
     """Prepare dataset `name` from `source` into `data_dir`; returns the folders written.
 
-    An already prepared image or text set is kept (and returned) unless `overwrite`.
+    `check` requires the full dataset's exact counts (False for subsets). An already
+    prepared image or text set is kept (and returned) unless `overwrite`.
     """
     source, data_dir = pathlib.Path(source), pathlib.Path(data_dir)
     names = dataset_names()
@@ -193,7 +192,8 @@ def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, *
         print(f"{name} is already prepared at {existing} (pass --overwrite to rebuild it)")
         return [existing]
     if name == "clinc_intent":
-        return [prepare_clinc(source, data_dir, vocab_file=vocab_file, check=check, overwrite=overwrite)]
+        return [prepare_clinc(source, data_dir, vocab_file=vocab_file, check=check,
+                              overwrite=overwrite)]
     return [prepare_images(name, source, data_dir, check=check, overwrite=overwrite)]
 
 
