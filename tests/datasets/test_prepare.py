@@ -208,7 +208,7 @@ def test_unknown_class_folder_and_wrong_image_size_are_clear_errors(tmp_path):
         prepare("cifar10", bad_class, tmp_path / "data", check=False)
     bad_size = write_zip(tmp_path / "b.zip", entries,
                          extra=[("x/train/cat/big.png", encode(random_image(1, (40, 32, 3)), "PNG"))])
-    with pytest.raises(ValueError, match=r"x/train/cat/big\.png: image has shape \(40, 32, 3\)"):
+    with pytest.raises(ValueError, match=r"x/train/cat/big\.png: image is 32x40 \(width x height\), expected 32x32"):
         prepare("cifar10", bad_size, tmp_path / "data", check=False)
 
 

@@ -63,15 +63,13 @@ def decode_image(data: bytes, shape: tuple[int, int, int], where: str) -> np.nda
     """Decode JPEG/PNG bytes to a uint8 array of `shape`; ValueError naming `where` if not."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img = img.convert("RGB" if shape[-1] == 3 else "L")
-            array = np.asarray(img, dtype=np.uint8)
+            if img.size != (shape[1], shape[0]):  # Checked before decoding any pixels.
+                raise ValueError(f"{where}: image is {img.size[0]}x{img.size[1]} (width x height), "
+                                 f"expected {shape[1]}x{shape[0]}")
+            array = np.asarray(img.convert("RGB" if shape[-1] == 3 else "L"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"{where}: cannot decode image ({e})") from e
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.shape != shape:
-        raise ValueError(f"{where}: image has shape {array.shape}, expected {shape}")
-    return array
+    return array.reshape(shape)
 
 
 def _class_folder_records(source: str, names: Sequence[str], read: Callable[[str], bytes],
