@@ -195,6 +195,9 @@ class BaseDataset(abc.ABC):
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if self.is_training and self.num_examples == 0:
+            raise ValueError(f"{self.name} split {self.split!r} has no examples to train on "
+                             f"(validation_percent={self.validation_percent})")
         preprocess = preprocess_fn or self._preprocess
         if strategy is None:
             return self._pipeline(preprocess, batch_size, pipeline_id=0, num_pipelines=1,
@@ -203,7 +206,6 @@ class BaseDataset(abc.ABC):
         if batch_size % replicas:
             raise ValueError(f"global batch_size {batch_size} is not divisible by the "
                              f"{replicas} replicas of the strategy")
-        self._range()  # Fails early (e.g. data not found) rather than inside the strategy.
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return self._pipeline(
