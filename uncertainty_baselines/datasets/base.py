@@ -220,7 +220,7 @@ class BaseDataset(abc.ABC):
                   num_pipelines: int, replicas_per_pipeline: int) -> tf.data.Dataset:
         """The input pipeline of one tf.distribute input pipeline (or the only one)."""
         raw_split, start, stop = self._range()
-        examples = self._read(raw_split, start, stop).enumerate().map(_attach_id)
+        examples = self._read(raw_split, start, stop).enumerate()  # (id, example)
         process = _processor(preprocess, self.is_training, self.mask_and_pad)
         if self.is_training:
             if self.cache:
@@ -260,10 +260,6 @@ def _valid_splits(raw_splits: tuple[str, ...], validation_percent: float) -> set
     return valid
 
 
-def _attach_id(index: tf.Tensor, example: Example) -> Example:
-    return {**example, "id": tf.cast(index, tf.int64)}
-
-
 def _epoch_seeds(seed: int, epoch: tf.Tensor) -> tf.Tensor:
     """[shuffle seed, augmentation key] of an epoch, a stateless function of (seed, epoch)."""
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
@@ -277,18 +273,18 @@ def _epochs(examples: tf.data.Dataset, seed: int, buffer_size: int) -> tf.data.D
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         shuffle_seed, augment_key = tf.unstack(_epoch_seeds(seed, epoch))
         return examples.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False
-                                ).map(lambda example: {**example, "augment_key": augment_key})
+                                ).map(lambda index, example: (
+                                    index, {**example, "augment_key": augment_key}))
 
     return tf.data.Dataset.counter().flat_map(one_epoch)
 
 
 def _processor(preprocess: PreprocessFn, is_training: bool,
-               with_mask: bool) -> Callable[[Example], Example]:
-    """Wraps a preprocessing function: derives the example's seed, keeps its id, adds mask."""
+               with_mask: bool) -> Callable[[tf.Tensor, Example], Example]:
+    """Wraps a preprocessing function: derives the example's seed, adds its id and mask."""
 
-    def process(example: Example) -> Example:
+    def process(example_id: tf.Tensor, example: Example) -> Example:
         example = dict(example)
-        example_id = example.pop("id")
         augment_seed = None
         if is_training:
             augment_seed = tf.stack([example.pop("augment_key"), example_id])
