@@ -383,8 +383,10 @@ class TfdsDataset(BaseDataset):
 
     def _read(self, split: str, start: int, stop: int) -> tf.data.Dataset:
         # In-order reads (shuffle_files=False, cycle length 1) keep ids stable; caching
-        # is left to the `cache` argument rather than to TFDS's auto-cache.
-        read_config = tfds.ReadConfig(try_autocache=False, interleave_cycle_length=1)
+        # is left to the `cache` argument rather than to TFDS's auto-cache; the pipeline
+        # prefetches whole batches at its end, so TFDS's per-example prefetch only costs CPU.
+        read_config = tfds.ReadConfig(try_autocache=False, interleave_cycle_length=1,
+                                      skip_prefetch=True)
         tfds_split = self._tfds_split_names[split]
         return self._builder.as_dataset(split=f"{tfds_split}[{start}:{stop}]", shuffle_files=False,
                                         decoders=self._decoders, read_config=read_config)
