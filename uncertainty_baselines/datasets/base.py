@@ -20,7 +20,8 @@ Determinism and replica invariance (what holds):
     replicas. Only the split of a global batch across replicas (hence per-replica batch
     statistics such as BatchNorm's) and floating-point summation order change. The
     shuffle seed is therefore deliberately *not* folded with the pipeline id: folding it
-    would make the global batches depend on the device count.
+    would make the global batches depend on the device count. The price: every input
+    pipeline reads the whole split (it decodes and augments only its own share).
   * Evaluation reads every example of the split exactly once, in order; each pipeline
     pads its share with ``id = -1, mask = 0`` examples so that all replicas see the same
     number of full batches, ``ceil(num_examples / global_batch)``.
