@@ -18,9 +18,11 @@ import time
 import numpy as np
 
 
-def best_rate(run_round, rounds: int) -> float:
-    """Best images/s over `rounds` calls of `run_round` (each returns (images, seconds))."""
-    return max(images / seconds for images, seconds in (run_round() for _ in range(rounds)))
+def timed(fn):
+    """Run `fn` and return (its images, wall seconds, process CPU seconds)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    images = fn()
+    return images, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -70,39 +72,38 @@ def main() -> None:
     y = rng.integers(10, size=args.batch).astype(np.int32)
 
     def loop_round():
-        start, done = time.perf_counter(), 0
+        done = 0
         while done < args.steps:
             n = min(args.steps_per_loop, args.steps - done)
             train_fn(iterator, n)
             done += n
-        return args.batch * args.steps, time.perf_counter() - start
+        return args.batch * args.steps
 
     def bare_round():
-        start = time.perf_counter()
         for _ in range(args.steps):
             bare.train_on_batch(x, y)
-        return args.batch * args.steps, time.perf_counter() - start
+        return args.batch * args.steps
 
     train_fn(iterator, min(2, args.steps_per_loop))  # Warm-up: tracing, pipeline start.
     bare.train_on_batch(x, y)
     bare.train_on_batch(x, y)
-    loop_rates, bare_rates = [], []
+    rounds = {"loop": [], "bare": []}
     for _ in range(args.rounds):  # Alternate so background load hits both alike.
-        loop_rates.append(best_rate(loop_round, 1))
-        bare_rates.append(best_rate(bare_round, 1))
-    loop_ips, bare_ips = max(loop_rates), max(bare_rates)
+        rounds["loop"].append(timed(loop_round))
+        rounds["bare"].append(timed(bare_round))
+    wall = {k: max(i / w for i, w, _ in v) for k, v in rounds.items()}
+    cpu = {k: max(i / c for i, _, c in v) for k, v in rounds.items()}
     peak = flops.matmul_peak_flops()
     per_image = flops.flops_per_example(model, training=True)
     print(f"WRN-{args.depth}-{args.width}, global batch {args.batch}, {source}, "
           f"{args.rounds} rounds x {args.steps} steps, jit_compile of bare step: {bare.jit_compile}")
-    print(f"baseline loop (data + step + metrics): {loop_ips:8.1f} images/s  (rounds: "
-          + ", ".join(f"{r:.1f}" for r in loop_rates) + ")")
-    print(f"bare train_on_batch:                   {bare_ips:8.1f} images/s  (rounds: "
-          + ", ".join(f"{r:.1f}" for r in bare_rates) + ")")
-    print(f"ratio loop / bare: {loop_ips / bare_ips:.3f}  (target >= 0.95)")
+    for key, label in (("loop", "baseline loop (data + step + metrics)"), ("bare", "bare train_on_batch")):
+        print(f"{label:<38} {wall[key]:7.1f} images/s wall, {cpu[key]:6.2f} images/CPU-s  (wall rounds: "
+              + ", ".join(f"{i / w:.1f}" for i, w, _ in rounds[key]) + ")")
+    print(f"ratio loop / bare: {wall['loop'] / wall['bare']:.3f} by wall time, "
+          f"{cpu['loop'] / cpu['bare']:.3f} by CPU time  (target >= 0.95)")
     print(f"matmul peak {peak / 1e9:.1f} GFLOP/s; {per_image / 1e9:.3f} GFLOP per training image; "
-          f"fraction of peak: loop {per_image * loop_ips / peak:.3f}, bare {per_image * bare_ips / peak:.3f}")
-
+          f"fraction of peak: loop {per_image * wall['loop'] / peak:.3f}, bare {per_image * wall['bare'] / peak:.3f}")
 
 if __name__ == "__main__":
     main()

@@ -112,3 +112,13 @@ def test_predict_drops_padding_and_matches_model():
     with pytest.raises(ValueError, match="need a 'mask'"):
         loop.predict(loop.make_predict_fn(model, strategy),
                      tf.data.Dataset.from_tensor_slices({"features": x, "labels": y}).batch(2))
+
+
+def test_split_cpu_is_a_no_op_when_enough_devices_and_explains_when_too_late():
+    if len(tf.config.list_logical_devices("CPU")) != 2:
+        pytest.skip("expects the 2 logical CPU devices of tests/conftest.py")
+    distribution.split_cpu(2)  # Already split: nothing to do.
+    with pytest.raises(RuntimeError, match="cannot split the CPU into 3 devices after TensorFlow initialised"):
+        distribution.split_cpu(3)
+    with pytest.raises(ValueError, match="num_devices must be >= 1"):
+        distribution.split_cpu(0)
