@@ -39,7 +39,7 @@ def main(argv):
     output_dir_lib.prepare_output_dir(FLAGS.output_dir, uci_utils.run_flags(),
                                       overwrite=FLAGS.overwrite,
                                       ignore=("output_dir", "overwrite"))
-    splits = uci.load_splits(FLAGS.dataset, FLAGS.data_dir, split_indices)
+    splits = uci_utils.load(split_indices)
     x_train, y_train = uci_utils.stack(splits, "x_train"), uci_utils.stack(splits, "y_train")
     member_split = list(range(len(splits)))
     model_kwargs = dict(input_dim=x_train.shape[-1], num_outputs=1,
@@ -49,13 +49,11 @@ def main(argv):
     uci_utils.train(model, x_train, y_train, member_split, epochs=FLAGS.epochs,
                     batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
                     loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
-    outputs = next(uci_utils.predict(model, uci_utils.stack(splits, "x_test"), member_split))[0]
-    per_split = []
-    for m, split in enumerate(splits):
-        mean = outputs[m, :, 0] * split.y_std + split.y_mean
-        std = outputs[m, :, 1] * split.y_std
-        label = split.y_test * split.y_std + split.y_mean
-        per_split.append(uci_utils.split_metrics(mean[None], std[None], label))
+    x_eval, labels = uci_utils.evaluation_data(splits)
+    outputs = next(uci_utils.predict(model, x_eval, member_split))[0]
+    per_split = [uci_utils.split_metrics((out[:, 0] * s.y_std + s.y_mean)[None],
+                                         (out[:, 1] * s.y_std)[None], label)
+                 for out, s, label in zip(outputs, splits, labels)]
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "deterministic"})

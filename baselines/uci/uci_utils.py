@@ -24,7 +24,7 @@ from keras import ops
 
 from uncertainty_baselines import metrics
 from uncertainty_baselines.datasets import uci
-from uncertainty_baselines.layers import DenseVariational
+from uncertainty_baselines.layers import DenseVariational, MCDropout
 from uncertainty_baselines.training import run_record, summaries
 
 LOG_2PI = math.log(2 * math.pi)
@@ -87,6 +87,12 @@ def l2_per_member(model: keras.Model) -> tf.Tensor:
                if w.path.endswith("kernel"))
 
 
+def _jit_compile(model: keras.Model) -> bool:
+    """XLA on CPU generates random numbers ~100x slower than TF's kernels, so models that
+    draw noise (MC dropout, variational weights) run as plain tf.functions."""
+    return not any(isinstance(layer, (MCDropout, DenseVariational)) for layer in model.layers)
+
+
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequence[int], *,
           epochs: int, batch_size: int, learning_rate: float, loss_fn: LossFn, seed: int,
           penalty_fn: Callable[[], tf.Tensor] | None = None,
@@ -140,7 +146,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequen
         optimizer.apply(grads, variables)
         return per_member
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=_jit_compile(model))
     def run_epoch(order):  # order: [steps, M, B] row indices
         losses = tf.TensorArray(tf.float32, size=steps)
         for s in tf.range(steps):
@@ -174,7 +180,7 @@ def predict(model: keras.Model, x: np.ndarray, member_split: Sequence[int],
     x_members = tf.gather(tf.constant(x, tf.float32), tf.constant(member_split, tf.int32))
     num_members, n = x_members.shape[:2]
     copies = max(1, min(num_samples, max_rows // max(n * num_members, 1))) if rows_independent else 1
-    forward = tf.function(lambda xs: model(xs, training=False), jit_compile=True)
+    forward = tf.function(lambda xs: model(xs, training=False), jit_compile=_jit_compile(model))
     tiled = tf.tile(x_members, [1, copies, 1])
     done = 0
     while done < num_samples:
@@ -207,14 +213,27 @@ def split_metrics(mean: np.ndarray, std: np.ndarray, label: np.ndarray,
             "interval_width_95": result["interval_width"]}
 
 
-def summarise(per_split: Sequence[dict[str, float]]) -> dict[str, float]:
-    """``test/<metric>`` mean over splits and ``test/<metric>_se`` its standard error
+def evaluation_part() -> str:
+    """'validation' when --validation_percent > 0, else 'test'."""
+    return "validation" if flags.FLAGS.validation_percent > 0 else "test"
+
+
+def evaluation_data(splits: Sequence[uci.Split]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stacked standardised features [S, N, D] of the evaluation part, and each split's
+    labels in original units."""
+    part = evaluation_part()
+    labels = [getattr(s, f"y_{part}") * s.y_std + s.y_mean for s in splits]
+    return stack(splits, f"x_{part}"), labels
+
+
+def summarise(per_split: Sequence[dict[str, float]], part: str = "test") -> dict[str, float]:
+    """``<part>/<metric>`` mean over splits and ``<part>/<metric>_se`` its standard error
     (sample std / sqrt(number of splits); NaN for a single split)."""
     summary = {}
     for key in per_split[0]:
         values = np.array([s[key] for s in per_split])
-        summary[f"test/{key}"] = float(values.mean())
-        summary[f"test/{key}_se"] = (float(values.std(ddof=1) / np.sqrt(len(values)))
+        summary[f"{part}/{key}"] = float(values.mean())
+        summary[f"{part}/{key}_se"] = (float(values.std(ddof=1) / np.sqrt(len(values)))
                                      if len(values) > 1 else float("nan"))
     return summary
 
@@ -236,6 +255,10 @@ def define_common_flags() -> None:
     flags.DEFINE_string("output_dir", None, "Where run.json and metrics.jsonl go.", required=True)
     flags.DEFINE_bool("overwrite", False, "Delete output_dir's contents from another run.")
     flags.DEFINE_integer("seed", 0, "Seed of initialisation, shuffling and sampling.")
+    flags.DEFINE_float("validation_percent", 0.0,
+                       "If > 0: train on the first (1 - this) of each training split and report "
+                       "on the rest ('validation/' keys) instead of the test split: for choosing "
+                       "hyperparameters without looking at test data.")
     flags.DEFINE_integer("hidden_units", 0, "Hidden units; 0 = the dataset's n_hidden.txt "
                          "(50, 100 for protein).")
 
@@ -247,14 +270,20 @@ def run_flags() -> dict:
             for f in flags.FLAGS.get_flags_for_module(module)}
 
 
+def load(split_indices: Sequence[int]) -> list[uci.Split]:
+    """The requested splits of --dataset, with --validation_percent carved out of train."""
+    return uci.load_splits(flags.FLAGS.dataset, flags.FLAGS.data_dir, split_indices,
+                           flags.FLAGS.validation_percent)
+
+
 def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices: Sequence[int],
            *, seed: int, start_time: float, model_kwargs: dict, extra: dict) -> dict[str, float]:
     """Writes metrics.jsonl (one line per split) and run.json; returns the summary."""
     writer = summaries.SummaryWriter(output_dir, tensorboard=False)
     for k, result in zip(split_indices, per_split):
-        writer.write(k, {f"test/{key}": v for key, v in result.items()}, split=k)
+        writer.write(k, {f"{evaluation_part()}/{key}": v for key, v in result.items()}, split=k)
     writer.close()
-    summary = summarise(per_split)
+    summary = summarise(per_split, evaluation_part())
     run_record.write_run_record(
         output_dir, flags=run_flags(), metrics=summary, seed=seed,
         data_fingerprint=data_fingerprint(flags.FLAGS.dataset, flags.FLAGS.data_dir,
