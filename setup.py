@@ -16,6 +16,7 @@ setup(
         "numpy>=2",
         "scipy",
         "pillow",
+        "matplotlib",  # the inspect command's example grids
     ],
     extras_require={
         "jax": ["jax", "flax", "optax"],
@@ -28,7 +29,6 @@ setup(
             "scikit-learn",
             "torchmetrics",
             "mlxtend",
-            "matplotlib",
         ],
     },
 )
