@@ -108,9 +108,9 @@ def _zoom_matrices(n: int, factors: tuple[float, ...]) -> np.ndarray:
 
 def _clipped_zoom(x: np.ndarray, factors: tuple[float, ...]) -> np.ndarray:
     """Sum over ``factors`` (each >= 1) of the centre zoom of an HxWxC array, keeping its shape."""
-    h, w = x.shape[:2]
-    return np.einsum("fhi,iwc,fvw->hvc", _zoom_matrices(h, factors), x, _zoom_matrices(w, factors),
-                     optimize=True)
+    h, w, c = x.shape
+    rows = np.matmul(_zoom_matrices(h, factors), x.reshape(h, w * c)).reshape(len(factors), h, w, c)
+    return np.matmul(_zoom_matrices(w, factors)[:, None], rows).sum(axis=0)
 
 
 def _motion_blur(x: np.ndarray, radius: int, sigma: float, angle: float) -> np.ndarray:
@@ -216,15 +216,16 @@ def motion_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> n
     return _to_uint8(_motion_blur(_to_float(image), radius, sigma, rng.uniform(-45, 45)))
 
 
-# np.arange(1, end, 0.01) of the reference yields 7, 12, 16, 21, 26 factors (float rounding).
-_ZOOM_COUNTS = (7, 12, 16, 21, 26)
 
 
 def zoom_blur(image: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Mean of the image and its centre zooms by 1, 1.01, ... (up to 1.06 .. 1.25). ``rng`` unused."""
     del rng
     x = _to_float(image)
-    factors = tuple(1.0 + 0.01 * k for k in range(_ZOOM_COUNTS[severity - 1]))
+    end = (1.06, 1.11, 1.16, 1.21, 1.26)[severity - 1]
+    # The reference's float arange, kept exactly: it yields 7, 12, 16, 21, 26 factors, and
+    # 1.2500000000000002 rather than 1.25 changes that zoom's output grid.
+    factors = tuple(np.arange(1.0, end, 0.01).tolist())
     total = x + _clipped_zoom(x, factors)
     return _to_uint8(total / (len(factors) + 1))
 
@@ -425,3 +426,16 @@ def corrupt(image: np.ndarray, corruption_type: str, severity: int, rng: np.rand
         raise ValueError(
             f"image sides must be >= {MIN_SIDE} px (parameters are calibrated for 32x32), got {image.shape[:2]}")
     return CORRUPTIONS[corruption_type](image, int(severity), rng)
+
+
+def corrupt_images(images: np.ndarray, corruption_type: str, severity: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Corrupt a uint8 NxHxWxC batch image by image, drawing from ``rng`` in order.
+
+    Image i's result depends only on ``rng``'s state and images 0..i, so a prefix of the
+    batch gives a prefix of the result.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or not len(images):
+        raise ValueError(f"images must be a non-empty uint8 batch of shape NxHxWxC, got shape {images.shape}")
+    return np.stack([corrupt(image, corruption_type, severity, rng) for image in images])
