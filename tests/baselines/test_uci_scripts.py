@@ -1,0 +1,56 @@
+"""End to end: each UCI baseline script on two real Boston splits with a few epochs."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCRIPTS = {
+    "deterministic": ["--epochs=2"],
+    "ensemble": ["--epochs=2", "--num_members=3", "--adversarial"],
+    "dropout": ["--epochs=2", "--num_samples=50", "--num_samples_validation=10"],
+    "variational_inference": ["--epochs=2", "--num_samples=10"],
+}
+KEYS = [f"test/{m}{s}" for m in ("log_likelihood", "rmse", "crps", "interval_coverage_95",
+                                 "interval_width_95") for s in ("", "_se")]
+
+
+def run(script: str, output_dir: pathlib.Path, data_dir: pathlib.Path, *extra: str):
+    return subprocess.run(
+        [sys.executable, str(REPO / "baselines" / "uci" / f"{script}.py"),
+         "--dataset=uci_boston_housing", "--split=0,3", f"--data_dir={data_dir}",
+         f"--output_dir={output_dir}", *extra],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow", "UB_NUM_LOGICAL_CPUS": "1"})
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp_path):
+    result = run(script, tmp_path / "run", shared_data, *SCRIPTS[script])
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert sorted(record["metrics"]) == sorted(KEYS)
+    assert record["splits"] == [0, 3] and record["method"] == script
+    assert record["flags"]["dataset"] == "uci_boston_housing"
+    assert "alsologtostderr" not in record["flags"]  # only the script's own flags
+    m = record["metrics"]
+    assert -20 < m["test/log_likelihood"] < 0 and 0 < m["test/rmse"] < 30  # Boston, $1000s
+    assert 0 <= m["test/interval_coverage_95"] <= 1
+    lines = [json.loads(line) for line in
+             (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["split"] for line in lines] == [0, 3]
+    if script == "dropout":
+        assert set(record["chosen_dropout_rate"]) <= {0.005, 0.01, 0.05, 0.1}
+        assert set(record["chosen_tau"]) <= {0.1, 0.15, 0.2}
+        assert len(record["grid_validation_log_likelihood"][0]) == 12
+
+
+@pytest.mark.integration
+def test_other_flags_in_the_same_output_dir_are_refused(shared_data, tmp_path):
+    assert run("deterministic", tmp_path, shared_data, "--epochs=1").returncode == 0
+    result = run("deterministic", tmp_path, shared_data, "--epochs=2")
+    assert result.returncode != 0 and "epochs: 1 -> 2" in result.stderr

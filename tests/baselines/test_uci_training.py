@@ -1,0 +1,103 @@
+"""The UCI baselines' vectorised training: stacked members are independent networks."""
+import pathlib
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "baselines" / "uci"))
+import make_table  # noqa: E402
+import uci_utils  # noqa: E402
+
+from uncertainty_baselines.models.mlp import mlp  # noqa: E402
+
+
+def test_stacked_mlp_equals_independent_models_with_the_same_weights():
+    stacked = mlp(4, 1, hidden_units=(8, 6), num_members=3, gaussian_head=True, seed=0)
+    x = np.random.default_rng(0).normal(size=(3, 5, 4)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(stacked(x))
+    for m in range(3):
+        single = mlp(4, 1, hidden_units=(8, 6), gaussian_head=True, seed=100 + m)
+        # kernel [M, D, U] / bias [M, 1, U] of the stack -> member m's Dense weights
+        single.set_weights([w[m].reshape(s.shape) for w, s in
+                            zip(stacked.get_weights(), single.get_weights())])
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(single(x[m])), out[m],
+                                   rtol=1e-5, atol=1e-6)
+    assert np.all(out[..., 1] >= 1e-3)  # softplus scale + min_scale
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"dropout_rate": [0.1, 0.2, 0.3]},
+                                    {"variational": True}])
+def test_member_loss_has_no_gradient_on_other_members(kwargs):
+    model = mlp(4, 1, hidden_units=(8,), num_members=3, gaussian_head=True, seed=0, **kwargs)
+    x = tf.random.normal((3, 5, 4))
+    with tf.GradientTape() as tape:
+        member_2_loss = tf.reduce_sum(model(x)[2] ** 2)
+    for grad in tape.gradient(member_2_loss, model.trainable_variables):
+        assert np.all(grad.numpy()[:2] == 0) and np.any(grad.numpy()[2] != 0)
+
+
+def test_training_a_member_ignores_the_other_members_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 64, 3)).astype(np.float32)
+    y = (x[..., 0] - x[..., 1]).astype(np.float32)
+    finals = []
+    for other in (0.0, 100.0):  # split 1's data differs wildly between the two runs
+        x_run, y_run = x.copy(), y.copy()
+        x_run[1] += other
+        y_run[1] *= other + 1
+        model = mlp(3, 1, hidden_units=(8,), num_members=2, gaussian_head=True, seed=0)
+        uci_utils.train(model, x_run, y_run, [0, 1], epochs=3, batch_size=16,
+                        learning_rate=1e-2, loss_fn=uci_utils.gaussian_nll_loss, seed=0)
+        finals.append([w[0] for w in model.get_weights()])  # member 0 trains on split 0
+    for a, b in zip(*finals):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_training_fits_a_tiny_problem():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1, 32, 2)).astype(np.float32)
+    y = (2 * x[..., 0] + 0.05 * rng.normal(size=(1, 32))).astype(np.float32)
+    model = mlp(2, 1, hidden_units=(32,), gaussian_head=True, num_members=2, seed=0)
+    losses = []
+    uci_utils.train(model, x, y, [0, 0], epochs=300, batch_size=16, learning_rate=1e-2,
+                    loss_fn=uci_utils.gaussian_nll_loss, seed=0,
+                    on_epoch=lambda epoch, loss: losses.append(loss))
+    assert np.all(losses[0] > 0.5) and np.all(losses[-1] < -1.0)  # NLL of a tight fit
+
+
+def test_split_metrics_for_one_gaussian_match_scipy():
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(size=20), rng.uniform(0.5, 2, size=20)
+    label = mean + std * rng.normal(size=20)
+    result = uci_utils.split_metrics(mean[None], std[None], label)
+    np.testing.assert_allclose(result["log_likelihood"],
+                               stats.norm.logpdf(label, mean, std).mean())
+    np.testing.assert_allclose(result["rmse"], np.sqrt(np.mean((label - mean) ** 2)))
+    inside = np.abs(label - mean) <= stats.norm.ppf(0.975) * std
+    np.testing.assert_allclose(result["interval_coverage_95"], inside.mean())
+
+
+def test_summarise_gives_mean_and_standard_error():
+    summary = uci_utils.summarise([{"rmse": 1.0}, {"rmse": 2.0}, {"rmse": 6.0}])
+    assert summary["test/rmse"] == 3.0
+    np.testing.assert_allclose(summary["test/rmse_se"], np.std([1, 2, 6], ddof=1) / np.sqrt(3))
+
+
+def test_parse_splits():
+    assert uci_utils.parse_splits("all", 3) == [0, 1, 2]
+    assert uci_utils.parse_splits("2,0", 3) == [2, 0]
+    with pytest.raises(ValueError, match=r"valid 0\.\.2"):
+        uci_utils.parse_splits("3", 3)
+    with pytest.raises(ValueError, match="'all' or comma-separated"):
+        uci_utils.parse_splits("first", 3)
+
+
+def test_table_verdict_is_within_one_standard_error_or_better():
+    assert make_table.matches(-2.50, 0.05, -2.46, higher_is_better=True)  # within 1 s.e.
+    assert not make_table.matches(-2.60, 0.05, -2.46, higher_is_better=True)
+    assert make_table.matches(2.50, 0.01, 2.97, higher_is_better=False)  # better RMSE
+    assert not make_table.matches(3.10, 0.10, 2.97, higher_is_better=False)
