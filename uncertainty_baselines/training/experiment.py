@@ -98,6 +98,7 @@ def corruption_grid(types: list[str], severities: list[str]) -> list[tuple[str, 
 
 
 def checkpoint_parts(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> dict[str, dict[str, np.ndarray]]:
+    """Everything a resume needs: all model variables (incl. BN statistics, RNG state) and the optimizer's."""
     return {"model": checkpoint.variables_to_arrays(model.variables),
             "optimizer": checkpoint.variables_to_arrays(optimizer.variables)}
 
@@ -125,8 +126,9 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     """
     output_dir = pathlib.Path(output_dir)
     ckpt_dir = output_dir / checkpoint.SUBDIR
-    with strategy.scope():
-        optimizer.build(model.trainable_variables)
+    if not optimizer.built:  # Its variables must exist before a checkpoint is restored into them.
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
     train_fn = train_fn or loop.make_train_fn(model, optimizer, strategy, global_batch_size)
     predict_fn = loop.make_predict_fn(model, strategy)
 
