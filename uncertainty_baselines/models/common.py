@@ -10,19 +10,20 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
-def initializer_stream(seed: int) -> Callable[[], keras.initializers.Initializer]:
-    """Returns a factory of He-normal initialisers, each with its own seed drawn from `seed`.
+def initializer_stream(seed: int) -> Callable[..., keras.initializers.Initializer]:
+    """Returns a factory of initialisers (He-normal by default), each seeded from `seed`.
 
     Keras 3 initialisers with an integer seed repeat the same values on every call, so
     each layer needs a distinct seed; drawing them from one generator makes the whole
-    network a deterministic function of `seed`.
+    network a deterministic function of `seed`. `make(cls, **kwargs)` builds
+    `cls(seed=<next seed>, **kwargs)`.
     """
     rng = np.random.default_rng(seed)
 
-    def he_normal() -> keras.initializers.Initializer:
-        return keras.initializers.HeNormal(seed=int(rng.integers(2**31 - 1)))
+    def make(cls: type = keras.initializers.HeNormal, **kwargs) -> keras.initializers.Initializer:
+        return cls(seed=int(rng.integers(2**31 - 1)), **kwargs)
 
-    return he_normal
+    return make
 
 
 def l2_regularizer(coefficient: float) -> keras.regularizers.Regularizer | None:

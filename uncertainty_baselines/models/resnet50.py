@@ -1,8 +1,10 @@
 """ResNet-50 (He et al. 2016), v1.5 (stride on the 3x3 conv), the ImageNet reference model.
 
 Bottleneck blocks [3, 4, 6, 3] with 64/128/256/512 x4 filters, no conv biases, BatchNorm
-epsilon 1e-5 and momentum 0.9, He-normal init (the dense layer too), global average
-pooling and a dense layer producing logits: 25,557,032 parameters for 1000 classes.
+epsilon 1e-5 and momentum 0.9, He-normal conv init, global average pooling and a dense
+layer producing logits: 25,557,032 parameters for 1000 classes. The dense kernel starts
+from N(0, 0.01^2), as in the reference, so the initial loss is about log(K) although the
+residual stream grows through the 16 blocks (with He-normal it starts near 2.6 log K).
 The last BatchNorm of each block starts at gamma = 1 (not the zero-init variant, under
 which the residual branches receive no gradient on the first step). Keras layers only,
 so it runs on TF, JAX and torch.
@@ -57,6 +59,7 @@ def resnet50(input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 1000
             x = bottleneck(x, filters, strides if block == 0 else 1)
     x = keras.layers.GlobalAveragePooling2D()(x)
     logits = keras.layers.Dense(
-        num_classes, kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2),
+        num_classes, kernel_initializer=init(keras.initializers.RandomNormal, stddev=0.01),
+        kernel_regularizer=l2_regularizer(l2),
         bias_regularizer=l2_regularizer(l2))(x)
     return keras.Model(inputs, logits, name="resnet50")
