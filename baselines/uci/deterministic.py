@@ -2,7 +2,8 @@ r"""Deterministic Gaussian MLP on the UCI regression benchmarks.
 
 One hidden layer of ReLU units (50; 100 for protein) with a mean and softplus-scale
 output, trained on the Gaussian negative log-likelihood of standardised targets with
-Adam. Every requested split trains at once as one stacked model (``ub.models.mlp`` with
+Adam; the number of epochs is chosen on a validation carve-out of the training split
+(``uci_utils.fit_gaussian_members``), then the model is retrained on all of it. Every requested split trains at once as one stacked model (``ub.models.mlp`` with
 ``num_members`` = number of splits). Test log-likelihood, RMSE, CRPS and 95% interval
 coverage are reported in the original target units, as mean and standard error over
 splits.
@@ -24,7 +25,6 @@ from uncertainty_baselines.models.mlp import mlp  # noqa: E402
 from uncertainty_baselines.training import output_dir as output_dir_lib  # noqa: E402
 
 uci_utils.define_common_flags()
-flags.DEFINE_integer("epochs", 40, "Training epochs.")
 flags.DEFINE_integer("batch_size", 32, "Batch size (per split).")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 FLAGS = flags.FLAGS
@@ -40,23 +40,16 @@ def main(argv):
                                       overwrite=FLAGS.overwrite,
                                       ignore=("output_dir", "overwrite"))
     splits = uci_utils.load(split_indices)
-    x_train, y_train = uci_utils.stack(splits, "x_train"), uci_utils.stack(splits, "y_train")
-    member_split = list(range(len(splits)))
-    model_kwargs = dict(input_dim=x_train.shape[-1], num_outputs=1,
+    model_kwargs = dict(input_dim=splits[0].x_train.shape[-1], num_outputs=1,
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
                         num_members=len(splits), seed=FLAGS.seed, gaussian_head=True)
-    model = mlp(**model_kwargs)
-    uci_utils.train(model, x_train, y_train, member_split, epochs=FLAGS.epochs,
-                    batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-                    loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
-    x_eval, labels = uci_utils.evaluation_data(splits)
-    outputs = next(uci_utils.predict(model, x_eval, member_split))[0]
-    per_split = [uci_utils.split_metrics((out[:, 0] * s.y_std + s.y_mean)[None],
-                                         (out[:, 1] * s.y_std)[None], label)
-                 for out, s, label in zip(outputs, splits, labels)]
+    per_split, facts = uci_utils.fit_gaussian_members(
+        lambda: mlp(**model_kwargs), splits, members_per_split=1,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
-                     extra={"method": "deterministic"})
+                     extra={"method": "deterministic", **facts})
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ initialisation and data order, trained on the Gaussian NLL, optionally with adve
 training: the fast gradient sign method with eps = ``adversarial_eps`` x the range of each
 (standardised) input feature, adding the loss at the perturbed inputs. The predictive is
 the equal-weight mixture of the members' Gaussians; its log-likelihood, RMSE of the mixture
-mean, CRPS and 95% interval coverage are reported in original units. All splits x members
-train as one stacked model.
+mean, CRPS and 95% interval coverage are reported in original units. The number of
+epochs is chosen on a validation carve-out of each training split, then the ensemble is
+retrained on all of it. All splits x members train as one stacked model.
 
   python baselines/uci/ensemble.py --dataset=uci_boston_housing --split=all \
       --data_dir=../shared/data --output_dir=/tmp/uci_ensemble
@@ -27,7 +28,6 @@ from uncertainty_baselines.training import output_dir as output_dir_lib  # noqa:
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("num_members", 5, "Ensemble size.")
-flags.DEFINE_integer("epochs", 40, "Training epochs.")
 flags.DEFINE_integer("batch_size", 100, "Batch size (per member).")
 flags.DEFINE_float("learning_rate", 1e-2, "Adam learning rate.")
 flags.DEFINE_bool("adversarial", False, "Adversarial training with the fast gradient sign method.")
@@ -45,29 +45,22 @@ def main(argv):
                                       overwrite=FLAGS.overwrite,
                                       ignore=("output_dir", "overwrite"))
     splits = uci_utils.load(split_indices)
-    x_train, y_train = uci_utils.stack(splits, "x_train"), uci_utils.stack(splits, "y_train")
-    num_splits, ensemble = len(splits), FLAGS.num_members
-    member_split = np.repeat(np.arange(num_splits), ensemble)  # member m -> split m // E
+    x_train = uci_utils.stack(splits, "x_train")
     eps = None
-    if FLAGS.adversarial:
+    if FLAGS.adversarial:  # carve-out rows are part of the range; both are training rows
         ranges = x_train.max(axis=1) - x_train.min(axis=1)  # [S, D], standardised units
-        eps = FLAGS.adversarial_eps * ranges[member_split]
+        eps = FLAGS.adversarial_eps * np.repeat(ranges, FLAGS.num_members, axis=0)
     model_kwargs = dict(input_dim=x_train.shape[-1], num_outputs=1,
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
-                        num_members=num_splits * ensemble, seed=FLAGS.seed, gaussian_head=True)
-    model = mlp(**model_kwargs)
-    uci_utils.train(model, x_train, y_train, member_split, epochs=FLAGS.epochs,
-                    batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-                    loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed, adversarial_eps=eps)
-    x_eval, labels = uci_utils.evaluation_data(splits)
-    outputs = next(uci_utils.predict(model, x_eval, member_split))[0]
-    outputs = outputs.reshape(num_splits, ensemble, *outputs.shape[1:])  # [S, E, N, 2]
-    per_split = [uci_utils.split_metrics(out[..., 0] * s.y_std + s.y_mean, out[..., 1] * s.y_std,
-                                         label)
-                 for out, s, label in zip(outputs, splits, labels)]
+                        num_members=len(splits) * FLAGS.num_members, seed=FLAGS.seed,
+                        gaussian_head=True)
+    per_split, facts = uci_utils.fit_gaussian_members(
+        lambda: mlp(**model_kwargs), splits, members_per_split=FLAGS.num_members,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed, adversarial_eps=eps)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
-                     extra={"method": "ensemble"})
+                     extra={"method": "ensemble", **facts})
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ cd "$(dirname "$0")/../.."
 RUNS_DIR=${1:-runs/uci}
 DATA_DIR=${2:-../shared/data}
 shift $(( $# > 2 ? 2 : $# ))
-METHODS=${*:-deterministic ensemble dropout variational_inference}
+METHODS=${*:-ensemble dropout deterministic variational_inference}
 DATASETS="uci_yacht uci_boston_housing uci_energy uci_concrete uci_wine uci_kin8nm
           uci_power_plant uci_naval uci_protein"
-for dataset in $DATASETS; do
-  for method in $METHODS; do
+for method in $METHODS; do
+  for dataset in $DATASETS; do
     out="$RUNS_DIR/$method/$dataset"
     mkdir -p "$RUNS_DIR/$method"
     [ -f "$out/run.json" ] && continue

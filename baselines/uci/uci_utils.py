@@ -95,7 +95,7 @@ def _jit_compile(model: keras.Model) -> bool:
 
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequence[int], *,
           epochs: int, batch_size: int, learning_rate: float, loss_fn: LossFn, seed: int,
-          penalty_fn: Callable[[], tf.Tensor] | None = None,
+          penalty_fn: Callable[[keras.Model, int], tf.Tensor] | None = None,
           adversarial_eps: np.ndarray | None = None,
           on_epoch: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
     """Trains the stacked ``model`` with Adam; returns the last epoch's mean loss per member.
@@ -105,8 +105,9 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequen
       member_split: for each of the M members, the split it trains on.
       epochs, batch_size: each epoch every member sees floor(N / batch_size) batches of its
         own random permutation (the remainder differs each epoch, so no row is left out).
-      loss_fn: per-member data loss; ``penalty_fn()`` ([M] or scalar) is added per step
-        (KL / N for VI, weight decay for MC dropout).
+      loss_fn: per-member data loss; ``penalty_fn(model, N)`` ([M] or scalar, N the
+        training rows per split) is added per step (KL / N for VI, weight decay for MC
+        dropout).
       adversarial_eps: [M, D] per-member step of the fast gradient sign method; when given
         the loss is loss(x) + loss(x + eps * sign(d loss / d x)) (Lakshminarayanan et al.).
       on_epoch: called with (epoch, mean loss per member) after every epoch.
@@ -126,7 +127,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequen
 
     def member_loss(xb, yb):
         per_member = loss_fn(yb, model(xb, training=True))
-        return per_member if penalty_fn is None else per_member + penalty_fn()
+        return per_member if penalty_fn is None else per_member + penalty_fn(model, n)
 
     def adversarial_member_loss(xb, yb):
         with tf.GradientTape() as input_tape:
@@ -166,6 +167,42 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequen
         if on_epoch is not None:
             on_epoch(epoch, losses)
     return losses
+
+
+EPOCH_CANDIDATES = (40, 100, 200, 400)
+
+
+def epoch_candidates(num_train: int, batch_size: int, max_steps: int = 40_000) -> list[int]:
+    """Candidate epoch counts for the validation selection: ``EPOCH_CANDIDATES`` whose step
+    count stays within ``max_steps`` (the first one is always kept). Small sets need
+    many epochs to see enough steps; large ones reach them in a few."""
+    steps = num_train // batch_size
+    return [e for i, e in enumerate(EPOCH_CANDIDATES) if i == 0 or e * steps <= max_steps]
+
+
+def train_and_score_checkpoints(model: keras.Model, x: np.ndarray, y: np.ndarray,
+                                member_split: Sequence[int], candidates: Sequence[int],
+                                score_fn: Callable[[], np.ndarray],
+                                **train_kwargs) -> dict[int, np.ndarray]:
+    """Trains for max(candidates) epochs and returns {epochs: score_fn()} after each
+    candidate epoch count (e.g. validation log-likelihood per member): one training run
+    scores every candidate, as early stopping on the validation carve-out does."""
+    scores = {}
+
+    def on_epoch(epoch: int, losses: np.ndarray) -> None:
+        del losses
+        if epoch + 1 in candidates:
+            scores[epoch + 1] = score_fn()
+
+    train(model, x, y, member_split, epochs=max(candidates), on_epoch=on_epoch, **train_kwargs)
+    return scores
+
+
+def carve_validation(x: np.ndarray, y: np.ndarray, percent: float):
+    """(x_fit, y_fit, x_validation, y_validation): the last ``percent`` of each split's
+    (standardised) training rows held out, as in Gal & Ghahramani's code."""
+    cut = x.shape[1] - int(percent * x.shape[1])
+    return x[:, :cut], y[:, :cut], x[:, cut:], y[:, cut:]
 
 
 def predict(model: keras.Model, x: np.ndarray, member_split: Sequence[int],
@@ -259,6 +296,11 @@ def define_common_flags() -> None:
                        "If > 0: train on the first (1 - this) of each training split and report "
                        "on the rest ('validation/' keys) instead of the test split: for choosing "
                        "hyperparameters without looking at test data.")
+    flags.DEFINE_float("selection_validation_percent", 0.2,
+                       "Carve-out of each training split on which the number of epochs (and "
+                       "for dropout the rate and tau) is chosen before retraining on all of it.")
+    flags.DEFINE_integer("epochs", 0, "Training epochs; 0 = choose from "
+                         f"{EPOCH_CANDIDATES} on the validation carve-out.")
     flags.DEFINE_integer("hidden_units", 0, "Hidden units; 0 = the dataset's n_hidden.txt "
                          "(50, 100 for protein).")
 
@@ -293,3 +335,56 @@ def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices
     logging.info("%s over %d splits: %s", flags.FLAGS.dataset, len(per_split),
                  ", ".join(f"{k}={v:.4g}" for k, v in summary.items()))
     return summary
+
+
+def gaussian_members_log_likelihood(outputs: np.ndarray, labels: Sequence[np.ndarray],
+                                    splits: Sequence[uci.Split]) -> np.ndarray:
+    """Mean test log-likelihood per split, original units, of the equal-weight mixture of
+    every Gaussian in ``outputs`` [T, S * E, N, 2] (standardised; member m -> split m // E)."""
+    samples, members, n, _ = outputs.shape
+    grouped = outputs.reshape(samples, len(splits), members // len(splits), n, 2)
+    return np.array([-metrics.gaussian_nll(
+        (grouped[:, k, ..., 0] * s.y_std + s.y_mean).reshape(-1, n),
+        (grouped[:, k, ..., 1] * s.y_std).reshape(-1, n), label).mean()
+        for k, (s, label) in enumerate(zip(splits, labels))])
+
+
+def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence[uci.Split],
+                         members_per_split: int, num_samples: int = 1,
+                         **train_kwargs) -> tuple[list[dict[str, float]], dict]:
+    """The protocol of the Gaussian-output baselines (deterministic, ensemble, VI).
+
+    1. Unless --epochs is set: train on each split's training rows minus the carve-out,
+       score the validation mixture log-likelihood at every candidate epoch count, keep
+       the best mean over splits. 2. Retrain on the whole training splits for that many
+       epochs. 3. Score the evaluation part (test, or --validation_percent's part).
+    Returns per-split metrics and facts for the run record.
+    """
+    x_train, y_train = stack(splits, "x_train"), stack(splits, "y_train")
+    member_split = np.repeat(np.arange(len(splits)), members_per_split)
+    epochs, selection = flags.FLAGS.epochs, {}
+    if not epochs:
+        x_fit, y_fit, x_val, y_val = carve_validation(
+            x_train, y_train, flags.FLAGS.selection_validation_percent)
+        val_labels = [v * s.y_std + s.y_mean for v, s in zip(y_val, splits)]
+        model = make_model()
+        scores = train_and_score_checkpoints(
+            model, x_fit, y_fit, member_split,
+            epoch_candidates(x_fit.shape[1], train_kwargs["batch_size"]),
+            lambda: gaussian_members_log_likelihood(np.concatenate(list(
+                predict(model, x_val, member_split, num_samples))), val_labels, splits),
+            **train_kwargs)
+        selection = {e: float(v.mean()) for e, v in scores.items()}
+        epochs = max(selection, key=selection.get)
+        logging.info("validation log-likelihood by epochs: %s -> %d", selection, epochs)
+    model = make_model()
+    train(model, x_train, y_train, member_split, epochs=epochs, **train_kwargs)
+    x_eval, labels = evaluation_data(splits)
+    outputs = np.concatenate(list(predict(model, x_eval, member_split, num_samples)))
+    grouped = outputs.reshape(len(outputs), len(splits), members_per_split, *outputs.shape[2:])
+    per_split = []
+    for k, (s, label) in enumerate(zip(splits, labels)):
+        out = grouped[:, k].reshape(-1, *outputs.shape[2:])  # [T * E, N, 2]
+        per_split.append(split_metrics(out[..., 0] * s.y_std + s.y_mean, out[..., 1] * s.y_std,
+                                       label))
+    return per_split, {"epochs": epochs, "validation_log_likelihood_by_epochs": selection}
