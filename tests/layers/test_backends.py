@@ -1,0 +1,28 @@
+"""The layers and the stacked MLP run on every Keras backend (keras.ops only)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROGRAM = """
+import numpy as np, keras
+from uncertainty_baselines.layers import MCDropout
+from uncertainty_baselines.models.mlp import mlp
+x = np.ones((3, 4, 5), "float32")
+for kwargs in ({}, {"dropout_rate": [0.1, 0.2, 0.3]}, {"variational": True}):
+    out = keras.ops.convert_to_numpy(mlp(5, 1, num_members=3, gaussian_head=True, **kwargs)(x))
+    assert out.shape == (3, 4, 2) and (out[..., 1] > 0).all(), kwargs
+layer = MCDropout(0.5, seed=0)
+a, b = (keras.ops.convert_to_numpy(layer(x, training=False)) for _ in range(2))
+assert not np.array_equal(a, b)  # still sampling at inference
+print("ok", keras.backend.backend())
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_layers_and_stacked_mlp_on_backend(backend):
+    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "KERAS_BACKEND": backend})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"ok {backend}" in result.stdout
