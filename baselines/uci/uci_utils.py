@@ -339,7 +339,7 @@ def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices
 
 def gaussian_members_log_likelihood(outputs: np.ndarray, labels: Sequence[np.ndarray],
                                     splits: Sequence[uci.Split]) -> np.ndarray:
-    """Mean test log-likelihood per split, original units, of the equal-weight mixture of
+    """Mean log-likelihood per split, original units, of the equal-weight mixture of
     every Gaussian in ``outputs`` [T, S * E, N, 2] (standardised; member m -> split m // E)."""
     samples, members, n, _ = outputs.shape
     grouped = outputs.reshape(samples, len(splits), members // len(splits), n, 2)
