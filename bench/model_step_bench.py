@@ -3,10 +3,12 @@
     flock /tmp/ub_heavy.lock .venv/bin/python bench/model_step_bench.py \
         --depth 16 --width 4 --batch 128 --backends tensorflow,jax,torch
 
-Each backend runs in its own subprocess (Keras fixes the backend at import). The matmul
-peak is measured in this process on the TensorFlow backend; model FLOPs come from
-`ub.models.flops.flops_per_example` (conv/dense multiply-adds x 2, x 3 for a training
-step), so fraction of peak = FLOPs per image x images/s / peak.
+Each backend runs in its own subprocess (Keras fixes the backend at import) and times a
+large float32 matmul on its backend just before the train steps; the machine's peak is the
+best of these and of one measured here on TensorFlow (the machine is shared, so the
+figures move with its load). Model FLOPs come from `ub.models.flops.flops_per_example`
+(conv/dense multiply-adds x 2, x 3 for a training step), so fraction of peak =
+FLOPs per image x images/s / peak.
 """
 import argparse
 import json
@@ -39,7 +41,7 @@ def images_per_second(depth: int, width: int, batch: int, steps: int, warmup: in
     return batch * steps / (time.perf_counter() - start)
 
 
-def _run_backend(backend: str, args: argparse.Namespace) -> float:
+def _run_backend(backend: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", "--depth", str(args.depth), "--width",
                str(args.width), "--batch", str(args.batch), "--steps", str(args.steps),
                "--warmup", str(args.warmup)]
@@ -47,7 +49,7 @@ def _run_backend(backend: str, args: argparse.Namespace) -> float:
     out = subprocess.run(command, env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"{backend} worker failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["images_per_second"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -62,8 +64,10 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        from uncertainty_baselines.models.flops import matmul_peak_flops
+        peak = matmul_peak_flops()
         rate = images_per_second(args.depth, args.width, args.batch, args.steps, args.warmup)
-        print(json.dumps({"images_per_second": rate}))
+        print(json.dumps({"images_per_second": rate, "matmul_peak": peak}))
         return
     backends = args.backends.split(",")
     if not set(backends) <= set(BACKENDS):
@@ -77,13 +81,17 @@ def main() -> None:
     train_flops = flops.flops_per_example(model)
     print(f"WRN-{args.depth}-{args.width}, batch {args.batch}, 32x32x3: "
           f"{model.count_params():,} parameters, {train_flops / 1e9:.3f} GFLOP per image "
-          f"per training step; {os.cpu_count()} CPU cores; float32 matmul peak "
+          f"per training step; {os.cpu_count()} CPU cores; TensorFlow float32 matmul "
           f"{peak / 1e9:.1f} GFLOP/s")
-    print(f"{'backend':<12}{'images/s':>10}{'GFLOP/s':>10}{'of peak':>10}")
-    for backend in backends:
-        rate = _run_backend(backend, args)
-        print(f"{backend:<12}{rate:>10.1f}{rate * train_flops / 1e9:>10.1f}"
-              f"{rate * train_flops / peak:>10.2f}")
+    runs = {backend: _run_backend(backend, args) for backend in backends}
+    peak = max([peak] + [run["matmul_peak"] for run in runs.values()])
+    print(f"machine float32 matmul peak (best measured) {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'backend':<12}{'images/s':>10}{'GFLOP/s':>10}{'of peak':>10}"
+          f"{'own matmul GFLOP/s':>20}")
+    for backend, run in runs.items():
+        achieved = run["images_per_second"] * train_flops
+        print(f"{backend:<12}{run['images_per_second']:>10.1f}{achieved / 1e9:>10.1f}"
+              f"{achieved / peak:>10.2f}{run['matmul_peak'] / 1e9:>20.1f}")
 
 
 if __name__ == "__main__":

@@ -120,8 +120,9 @@ def input_gradient(model: keras.Model, x: np.ndarray, y: np.ndarray, i: int) -> 
     if backend == "torch":
         import torch
         xt = torch.tensor(x, requires_grad=True)
-        loss_of_logits(model(xt, training=False)).backward()
-        return np.zeros_like(x) if xt.grad is None else xt.grad.detach().cpu().numpy()
+        (grad,) = torch.autograd.grad(loss_of_logits(model(xt, training=False)), xt,
+                                      allow_unused=True)
+        return np.zeros_like(x) if grad is None else grad.detach().cpu().numpy()
     raise ValueError(f"no gradient check for backend {backend!r}; "
                      "valid: tensorflow, jax, torch")
 
@@ -172,6 +173,10 @@ def run_sanity(build_model: Callable[[], keras.Model], x: np.ndarray, y: np.ndar
       x: a tiny batch (16-32 examples) of inputs, float32.
       y: its integer labels in [0, K), K the model's number of logits.
       steps: Adam steps of the overfit (`learning_rate`); the zero-input check uses them.
+      init_loss_rtol, overfit_loss, zero_input_margin: thresholds of checks 1, 2 and 6.
+      determinism_steps: training steps compared bitwise between the two builds (check 5).
+      independence_examples: the examples i whose loss gradients check 4 takes.
+      checks: which checks to run; training stops as soon as those need no more steps.
     """
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
