@@ -43,11 +43,11 @@ def main(argv):
     model_kwargs = dict(input_dim=splits[0].x_train.shape[-1], num_outputs=1,
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
                         num_members=len(splits), seed=FLAGS.seed, gaussian_head=True)
-    per_split, facts = uci_utils.fit_gaussian_members(
+    per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=1,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
-    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
+    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "deterministic", **facts})
 

@@ -132,7 +132,7 @@ def main(argv):
         mean = samples[:, m, :, 0] * s.y_std + s.y_mean  # [T, N]
         std = np.full_like(mean, best_taus[m] ** -0.5)
         per_split.append(uci_utils.split_metrics(mean, std, label))
-    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
+    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start,
                      model_kwargs=dict(input_dim=x_train.shape[-1], num_outputs=1,
                                        hidden_units=(FLAGS.hidden_units or SETTINGS.n_hidden,),

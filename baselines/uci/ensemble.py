@@ -54,11 +54,11 @@ def main(argv):
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
                         num_members=len(splits) * FLAGS.num_members, seed=FLAGS.seed,
                         gaussian_head=True)
-    per_split, facts = uci_utils.fit_gaussian_members(
+    per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=FLAGS.num_members,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed, adversarial_eps=eps)
-    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
+    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "ensemble", **facts})
 

@@ -25,7 +25,7 @@ from keras import ops
 from uncertainty_baselines import metrics
 from uncertainty_baselines.datasets import uci
 from uncertainty_baselines.layers import DenseVariational, MCDropout
-from uncertainty_baselines.training import run_record, summaries
+from uncertainty_baselines.training import checkpoint, run_record, summaries
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -319,8 +319,13 @@ def load(split_indices: Sequence[int]) -> list[uci.Split]:
 
 
 def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices: Sequence[int],
-           *, seed: int, start_time: float, model_kwargs: dict, extra: dict) -> dict[str, float]:
-    """Writes metrics.jsonl (one line per split) and run.json; returns the summary."""
+           *, model: keras.Model, seed: int, start_time: float, model_kwargs: dict,
+           extra: dict) -> dict[str, float]:
+    """Writes metrics.jsonl (one line per split), the final model's weights as a verified
+    checkpoint, and run.json (so ``ub.models.load(output_dir)`` rebuilds the stacked
+    model); returns the summary."""
+    checkpoint.save(pathlib.Path(output_dir) / checkpoint.SUBDIR, step=0,
+                    parts={"model": checkpoint.variables_to_arrays(model.variables)}, state={})
     writer = summaries.SummaryWriter(output_dir, tensorboard=False)
     for k, result in zip(split_indices, per_split):
         writer.write(k, {f"{evaluation_part()}/{key}": v for key, v in result.items()}, split=k)
@@ -351,14 +356,14 @@ def gaussian_members_log_likelihood(outputs: np.ndarray, labels: Sequence[np.nda
 
 def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence[uci.Split],
                          members_per_split: int, num_samples: int = 1,
-                         **train_kwargs) -> tuple[list[dict[str, float]], dict]:
+                         **train_kwargs) -> tuple[list[dict[str, float]], dict, keras.Model]:
     """The protocol of the Gaussian-output baselines (deterministic, ensemble, VI).
 
     1. Unless --epochs is set: train on each split's training rows minus the carve-out,
        score the validation mixture log-likelihood at every candidate epoch count, keep
        the best mean over splits. 2. Retrain on the whole training splits for that many
        epochs. 3. Score the evaluation part (test, or --validation_percent's part).
-    Returns per-split metrics and facts for the run record.
+    Returns per-split metrics, facts for the run record, and the final model.
     """
     x_train, y_train = stack(splits, "x_train"), stack(splits, "y_train")
     member_split = np.repeat(np.arange(len(splits)), members_per_split)
@@ -387,4 +392,4 @@ def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence
         out = grouped[:, k].reshape(-1, *outputs.shape[2:])  # [T * E, N, 2]
         per_split.append(split_metrics(out[..., 0] * s.y_std + s.y_mean, out[..., 1] * s.y_std,
                                        label))
-    return per_split, {"epochs": epochs, "validation_log_likelihood_by_epochs": selection}
+    return per_split, {"epochs": epochs, "validation_log_likelihood_by_epochs": selection}, model

@@ -48,12 +48,12 @@ def main(argv):
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
                         num_members=len(splits), seed=FLAGS.seed, gaussian_head=True,
                         variational=True, prior_stddev=FLAGS.prior_stddev)
-    per_split, facts = uci_utils.fit_gaussian_members(
+    per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=1, num_samples=FLAGS.num_samples,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed,
         penalty_fn=lambda model, n: uci_utils.kl_per_member(model) / n)  # negative ELBO / N
-    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, seed=FLAGS.seed,
+    uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "variational_inference", **facts})
 

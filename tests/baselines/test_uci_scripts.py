@@ -5,11 +5,14 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+import uncertainty_baselines as ub
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPTS = {
-    "deterministic": ["--epochs=2"],
+    "deterministic": [],  # epochs chosen on the validation carve-out
     "ensemble": ["--epochs=2", "--num_members=3", "--adversarial"],
     "dropout": ["--epochs=2", "--num_samples=50", "--num_samples_validation=10"],
     "variational_inference": ["--epochs=2", "--num_samples=10"],
@@ -43,10 +46,20 @@ def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp
     lines = [json.loads(line) for line in
              (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [line["split"] for line in lines] == [0, 3]
+    model = ub.models.load(tmp_path / "run")  # the trained stack, from its checkpoint
+    members = record["model"]["kwargs"]["num_members"]  # splits x ensemble members
+    assert members == (6 if script == "ensemble" else 2)
+    outputs = np.asarray(model(np.zeros((members, 5, 13), np.float32)))
+    assert outputs.shape == (members, 5, 1 if script == "dropout" else 2)
+    if script == "deterministic":
+        by_epochs = record["validation_log_likelihood_by_epochs"]
+        assert sorted(map(int, by_epochs)) == [40, 100, 200, 400]
+        assert by_epochs[str(record["epochs"])] == max(by_epochs.values())
     if script == "dropout":
         assert set(record["chosen_dropout_rate"]) <= {0.005, 0.01, 0.05, 0.1}
         assert set(record["chosen_tau"]) <= {0.1, 0.15, 0.2}
-        assert len(record["grid_validation_log_likelihood"][0]) == 12
+        scores = record["grid_validation_log_likelihood"]  # epochs -> [splits, 12 grid points]
+        assert list(scores) == ["2"] and np.shape(scores["2"]) == (2, 12)
 
 
 @pytest.mark.integration
