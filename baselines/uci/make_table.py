@@ -47,14 +47,22 @@ def cell(metrics: dict, key: str, digits: int) -> str:
     return f"{metrics[f'test/{key}']:.{digits}f} ± {metrics[f'test/{key}_se']:.{digits}f}"
 
 
+def verdicts(method: str, dataset: str, metrics: dict) -> tuple[bool, bool] | None:
+    """(LL ok, RMSE ok) against the published figures, None when there are none."""
+    published = PUBLISHED.get(method, {}).get(dataset)
+    if published is None:
+        return None
+    return (matches(metrics["test/log_likelihood"], metrics["test/log_likelihood_se"],
+                    published[0], True),
+            matches(metrics["test/rmse"], metrics["test/rmse_se"], published[1], False))
+
+
 def row(method: str, dataset: str, record: dict) -> str:
     m = record["metrics"]
     digits = 3 if dataset in ("uci_kin8nm", "uci_naval") else 2
-    published, verdict = PUBLISHED.get(method, {}).get(dataset), ""
+    published, verdict = PUBLISHED.get(method, {}).get(dataset), verdicts(method, dataset, m)
     if published:
-        ll_ok = matches(m["test/log_likelihood"], m["test/log_likelihood_se"], published[0], True)
-        rmse_ok = matches(m["test/rmse"], m["test/rmse_se"], published[1], False)
-        verdict = f"{'ok' if ll_ok else 'worse'} / {'ok' if rmse_ok else 'worse'}"
+        verdict = " / ".join("ok" if ok else "worse" for ok in verdict)
         published = f"{published[0]:.2f} / {published[1]:.2f}"
     return (f"| {dataset} | {method} | {cell(m, 'log_likelihood', digits)} | "
             f"{cell(m, 'rmse', digits)} | {published or '—'} | {verdict or '—'} | "
@@ -66,16 +74,22 @@ def table(runs_dir: pathlib.Path) -> str:
     lines = ["| dataset | method | test LL | test RMSE | published LL / RMSE | LL / RMSE vs "
              "published | CRPS | 95% coverage | splits | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    missing = []
+    missing, both_ok = [], {method: [] for method in PUBLISHED}
     for dataset in DATASETS:
         for method in METHODS:
             path = runs_dir / method / dataset / "run.json"
-            if path.is_file():
-                lines.append(row(method, dataset, json.loads(path.read_text())))
-            else:
+            if not path.is_file():
                 missing.append(f"{method}/{dataset}")
+                continue
+            record = json.loads(path.read_text())
+            lines.append(row(method, dataset, record))
+            if method in PUBLISHED:
+                both_ok[method].append(all(verdicts(method, dataset, record["metrics"])))
+    lines.append("")
+    lines += [f"{method}: LL and RMSE both ok on {sum(oks)} of {len(oks)} datasets run."
+              for method, oks in both_ok.items()]
     if missing:
-        lines.append(f"\nNot run: {', '.join(missing)}.")
+        lines.append(f"Not run: {', '.join(missing)}.")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """The UCI baselines' vectorised training: stacked members are independent networks."""
+import json
 import pathlib
 import sys
 
@@ -101,3 +102,21 @@ def test_table_verdict_is_within_one_standard_error_or_better():
     assert not make_table.matches(-2.60, 0.05, -2.46, higher_is_better=True)
     assert make_table.matches(2.50, 0.01, 2.97, higher_is_better=False)  # better RMSE
     assert not make_table.matches(3.10, 0.10, 2.97, higher_is_better=False)
+
+
+def test_table_rows_and_counts_from_run_records(tmp_path):
+    def record(ll, ll_se, rmse, rmse_se):
+        metrics = {"test/log_likelihood": ll, "test/log_likelihood_se": ll_se, "test/rmse": rmse,
+                   "test/rmse_se": rmse_se, "test/crps": 1.0, "test/crps_se": 0.1,
+                   "test/interval_coverage_95": 0.95}
+        return {"metrics": metrics, "splits": list(range(20)), "wall_time_s": 3.0}
+    for method, dataset, values in (("dropout", "uci_yacht", (-1.50, 0.1, 1.30, 0.1)),
+                                    ("ensemble", "uci_yacht", (-1.10, 0.1, 1.50, 0.1))):
+        (tmp_path / method / dataset).mkdir(parents=True)
+        (tmp_path / method / dataset / "run.json").write_text(json.dumps(record(*values)))
+    text = make_table.table(tmp_path)
+    # dropout yacht published -1.55 / 1.11: LL better, RMSE 0.19 worse with s.e. 0.1
+    assert "| uci_yacht | dropout | -1.50 ± 0.10 | 1.30 ± 0.10 | -1.55 / 1.11 | ok / worse |" in text
+    assert "ensemble: LL and RMSE both ok on 1 of 1 datasets run." in text
+    assert "dropout: LL and RMSE both ok on 0 of 1 datasets run." in text
+    assert "Not run: deterministic/uci_boston_housing" in text
