@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every UCI baseline on every dataset (all standard splits) into RUNS_DIR, then
-# writes the README table. The five small sets run first; runs on the four large sets
-# (> ~60 s of CPU each) hold /tmp/ub_heavy.lock so heavy jobs on a shared machine don't
-# overlap. Finished runs (run.json present) are skipped, so it can be re-run to resume.
+# writes the README table. The five small sets run first; runs of more than ~60 s of CPU
+# (every run on the four large sets, MC dropout's grid everywhere) hold
+# /tmp/ub_heavy.lock so heavy jobs on a shared machine don't overlap. Finished runs
+# (run.json present) are skipped, so it can be re-run to resume.
 #   baselines/uci/run_all.sh [RUNS_DIR] [DATA_DIR] [METHODS...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,9 +14,10 @@ METHODS=${*:-ensemble dropout deterministic variational_inference}
 SMALL="uci_yacht uci_boston_housing uci_energy uci_concrete uci_wine"
 LARGE="uci_kin8nm uci_power_plant uci_naval uci_protein"
 for dataset in $SMALL $LARGE; do
-  lock=""
-  case " $LARGE " in *" $dataset "*) lock="flock /tmp/ub_heavy.lock";; esac
   for method in $METHODS; do
+    lock=""
+    case " $LARGE " in *" $dataset "*) lock="flock /tmp/ub_heavy.lock";; esac
+    [ "$method" = dropout ] && lock="flock /tmp/ub_heavy.lock"
     out="$RUNS_DIR/$method/$dataset"
     mkdir -p "$RUNS_DIR/$method"
     [ -f "$out/run.json" ] && continue
