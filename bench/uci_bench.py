@@ -16,7 +16,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 from absl import app, flags, logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "baselines",
