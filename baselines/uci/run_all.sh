@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
 # Runs every UCI baseline on every dataset (all standard splits) into RUNS_DIR, then
-# writes the README table. The five small sets run first; runs of more than ~60 s of CPU
-# (every run on the four large sets, MC dropout's grid everywhere) hold
-# /tmp/ub_heavy.lock so heavy jobs on a shared machine don't overlap. Finished runs
-# (run.json present) are skipped, so it can be re-run to resume.
-#   baselines/uci/run_all.sh [RUNS_DIR] [DATA_DIR] [METHODS...]
+# writes the README table. Runs of more than ~60 s of CPU hold /tmp/ub_heavy.lock so
+# heavy jobs on a shared machine don't overlap: MC dropout everywhere, and all methods of
+# a large set inside one lock. Finished runs (run.json present) are skipped, so it can be
+# re-run to resume.
+#   baselines/uci/run_all.sh [RUNS_DIR] [DATA_DIR]
+#   (internal: run_all.sh --locked RUNS_DIR DATA_DIR DATASET runs one set's methods)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS_DIR=${1:-runs/uci}
-DATA_DIR=${2:-../shared/data}
-shift $(( $# > 2 ? 2 : $# ))
-METHODS=${*:-ensemble dropout deterministic variational_inference}
+LOCK="flock /tmp/ub_heavy.lock"
+METHODS="ensemble dropout deterministic variational_inference"
 SMALL="uci_yacht uci_boston_housing uci_energy uci_concrete uci_wine"
 LARGE="uci_kin8nm uci_power_plant uci_naval uci_protein"
-for dataset in $SMALL $LARGE; do
+
+run() {  # run METHOD DATASET [LOCK...]
+  local method=$1 dataset=$2 out="$RUNS_DIR/$1/$2"
+  shift 2
+  mkdir -p "$RUNS_DIR/$method"
+  [ -f "$out/run.json" ] && return 0
+  echo "$(date +%T) $method $dataset"
+  "$@" .venv/bin/python "baselines/uci/$method.py" --dataset="$dataset" --split=all \
+    --data_dir="$DATA_DIR" --output_dir="$out" 2>"$out.log" >/dev/null \
+    || { echo "FAILED: see $out.log"; return 0; }
+  grep -o "over .*" "$out.log" | cut -c 1-160
+}
+
+if [ "${1:-}" = --locked ]; then
+  RUNS_DIR=$2 DATA_DIR=$3
+  for method in $METHODS; do run "$method" "$4"; done
+  exit 0
+fi
+RUNS_DIR=${1:-runs/uci}
+DATA_DIR=${2:-../shared/data}
+for dataset in $SMALL; do
   for method in $METHODS; do
-    lock=""
-    case " $LARGE " in *" $dataset "*) lock="flock /tmp/ub_heavy.lock";; esac
-    [ "$method" = dropout ] && lock="flock /tmp/ub_heavy.lock"
-    out="$RUNS_DIR/$method/$dataset"
-    mkdir -p "$RUNS_DIR/$method"
-    [ -f "$out/run.json" ] && continue
-    echo "$(date +%T) $method $dataset"
-    $lock .venv/bin/python "baselines/uci/$method.py" --dataset="$dataset" \
-      --split=all --data_dir="$DATA_DIR" --output_dir="$out" 2>"$out.log" >/dev/null \
-      || { echo "FAILED: see $out.log"; continue; }
-    grep -o "over .*" "$out.log" | cut -c 1-160
+    if [ "$method" = dropout ]; then run "$method" "$dataset" $LOCK; else run "$method" "$dataset"; fi
   done
+done
+for dataset in $LARGE; do
+  $LOCK "$0" --locked "$RUNS_DIR" "$DATA_DIR" "$dataset"
 done
 .venv/bin/python baselines/uci/make_table.py --runs_dir="$RUNS_DIR"
