@@ -55,15 +55,11 @@ def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp
         by_epochs = record["validation_log_likelihood_by_epochs"]
         assert sorted(map(int, by_epochs)) == [40, 100, 200, 400]
         assert by_epochs[str(record["epochs"])] == max(by_epochs.values())
+        # the same folder with other flags is refused rather than mixed
+        again = run(script, tmp_path / "run", shared_data, "--epochs=3")
+        assert again.returncode != 0 and "epochs: 0 -> 3" in again.stderr
     if script == "dropout":
         assert set(record["chosen_dropout_rate"]) <= {0.005, 0.01, 0.05, 0.1}
         assert set(record["chosen_tau"]) <= {0.1, 0.15, 0.2}
         scores = record["grid_validation_log_likelihood"]  # epochs -> [splits, 12 grid points]
         assert list(scores) == ["2"] and np.shape(scores["2"]) == (2, 12)
-
-
-@pytest.mark.integration
-def test_other_flags_in_the_same_output_dir_are_refused(shared_data, tmp_path):
-    assert run("deterministic", tmp_path, shared_data, "--epochs=1").returncode == 0
-    result = run("deterministic", tmp_path, shared_data, "--epochs=2")
-    assert result.returncode != 0 and "epochs: 1 -> 2" in result.stderr
