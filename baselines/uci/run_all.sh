@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every UCI baseline on every dataset (all standard splits) into RUNS_DIR, then
 # writes the README table. Runs of more than ~60 s of CPU hold /tmp/ub_heavy.lock so
-# heavy jobs on a shared machine don't overlap: MC dropout everywhere, and all methods of
-# a large set inside one lock. Finished runs (run.json present) are skipped, so it can be
-# re-run to resume.
+# heavy jobs on a shared machine don't overlap: MC dropout everywhere, and a large set's
+# methods inside one lock (the published comparisons, ensemble and dropout, on every large
+# set first). Finished runs (run.json present) are skipped, so it can be re-run to resume.
 #   baselines/uci/run_all.sh [RUNS_DIR] [DATA_DIR]
-#   (internal: run_all.sh --locked RUNS_DIR DATA_DIR DATASET runs one set's methods)
+#   (internal: run_all.sh --locked RUNS_DIR DATA_DIR DATASET METHOD... runs those methods)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LOCK="flock /tmp/ub_heavy.lock"
@@ -27,7 +27,9 @@ run() {  # run METHOD DATASET [LOCK...]
 
 if [ "${1:-}" = --locked ]; then
   RUNS_DIR=$2 DATA_DIR=$3
-  for method in $METHODS; do run "$method" "$4"; done
+  dataset=$4
+  shift 4
+  for method in "$@"; do run "$method" "$dataset"; done
   exit 0
 fi
 RUNS_DIR=${1:-runs/uci}
@@ -37,7 +39,9 @@ for dataset in $SMALL; do
     if [ "$method" = dropout ]; then run "$method" "$dataset" $LOCK; else run "$method" "$dataset"; fi
   done
 done
-for dataset in $LARGE; do
-  $LOCK "$0" --locked "$RUNS_DIR" "$DATA_DIR" "$dataset"
+for methods in "ensemble dropout" "deterministic variational_inference"; do
+  for dataset in $LARGE; do
+    $LOCK "$0" --locked "$RUNS_DIR" "$DATA_DIR" "$dataset" $methods
+  done
 done
 .venv/bin/python baselines/uci/make_table.py --runs_dir="$RUNS_DIR"
