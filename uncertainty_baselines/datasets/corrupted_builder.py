@@ -15,8 +15,9 @@ works as if TFDS had downloaded CIFAR-10-C; any other base gets a builder of the
 structure that TFDS reads back from its files (``tfds.builder('fashion_mnist_corrupted',
 config='fog_3', data_dir=DIR)``).
 
-Corruption runs in ``num_workers`` spawned processes (default: one per CPU), one task per
-config; the parent writes each config as it arrives and prints progress with an ETA.
+Corruption and PNG encoding run in ``num_workers`` spawned processes (default: one per
+CPU), one task per config; the parent writes each config as it arrives and prints progress
+with an ETA.
 Image i of config (type, severity) is drawn from ``np.random.default_rng([seed, k, severity])``
 (k: the type's index in ``CORRUPTIONS``) after images 0..i-1, so the output depends on the
 seed only, not on the number of workers. Everything is written to a temporary folder inside
@@ -24,6 +25,7 @@ seed only, not on the number of workers. Everything is written to a temporary fo
 """
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import pathlib
@@ -34,21 +36,42 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
+from PIL import Image
 from tensorflow_datasets.image_classification.cifar10_corrupted import Cifar10Corrupted
 
-from uncertainty_baselines.datasets import local_builders as lb
 from uncertainty_baselines.datasets.corruptions import CORRUPTIONS, SEVERITIES, check_corruption, corrupt_images
 from uncertainty_baselines.training.progress import Progress
 
 
 
-class LocalCifar10Corrupted(lb._LocalImageBuilder, Cifar10Corrupted, skip_registration=True):
+class _EncodedTestSplit:
+    """Builder mixin: the ``test`` split is the given (PNG bytes, label) pairs, nothing downloaded.
+
+    Images arrive PNG-encoded (lossless) from the worker processes, so the writing process
+    only copies bytes; TFDS stores the bytes of an Image feature as given.
+    """
+    url_infos = None  # no URL checksums to read (see local_builders._LocalImageBuilder)
+
+    def __init__(self, *, examples: Sequence[tuple[bytes, int]], **kwargs):
+        self._examples = examples
+        super().__init__(**kwargs)
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {"test": self._generate_examples()}
+
+    def _generate_examples(self) -> Iterator[tuple[int, dict]]:
+        for i, (png, label) in enumerate(self._examples):
+            yield i, {"image": png, "label": label}
+
+
+class LocalCifar10Corrupted(_EncodedTestSplit, Cifar10Corrupted, skip_registration=True):
     """TFDS ``cifar10_corrupted`` (name, version, configs, features) written from local arrays."""
 
     name = "cifar10_corrupted"
 
 
-class _LocalCorrupted(lb._LocalImageBuilder, tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _LocalCorrupted(_EncodedTestSplit, tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """``<base>_corrupted`` for a base without a TFDS corrupted builder; subclass per base."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -109,6 +132,16 @@ def _corrupt_config(images: np.ndarray, corruption_type: str, severity: int, see
     return corrupt_images(images, corruption_type, severity, rng)
 
 
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _corrupt_and_encode(images: np.ndarray, corruption_type: str, severity: int, seed: int) -> list[bytes]:
+    return [_png(image) for image in _corrupt_config(images, corruption_type, severity, seed)]
+
+
 _WORKER_IMAGES: np.ndarray | None = None  # the clean test images, set in each worker process
 
 
@@ -117,9 +150,9 @@ def _init_worker(images: np.ndarray) -> None:
     _WORKER_IMAGES = images
 
 
-def _worker_task(task: tuple[str, int, int]) -> tuple[str, int, np.ndarray]:
+def _worker_task(task: tuple[str, int, int]) -> tuple[str, int, list[bytes]]:
     corruption_type, severity, seed = task
-    return corruption_type, severity, _corrupt_config(_WORKER_IMAGES, corruption_type, severity, seed)
+    return corruption_type, severity, _corrupt_and_encode(_WORKER_IMAGES, corruption_type, severity, seed)
 
 
 def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: str | os.PathLike, *,
@@ -164,13 +197,11 @@ def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: s
     progress = Progress(len(tasks) * len(images), unit="image")
     start = time.monotonic()
     try:
-        for done, (corruption_type, severity, corrupted) in enumerate(
+        for done, (corruption_type, severity, encoded) in enumerate(
                 _corrupted_configs(images, tasks, workers), start=1):
             config = f"{corruption_type}_{severity}"
-            records = [lb.ImageRecord(f"{i:05d}", int(label), lambda i=i, a=corrupted: a[i])
-                       for i, label in enumerate(labels)]
-            builder = builder_cls(data_dir=os.fspath(staging), config=config, splits={"test": records},
-                                  **extra)
+            builder = builder_cls(data_dir=os.fspath(staging), config=config,
+                                  examples=list(zip(encoded, labels.tolist())), **extra)
             builder.download_and_prepare(
                 download_dir=os.fspath(staging / "downloads"),
                 download_config=tfds.download.DownloadConfig(try_download_gcs=False))
@@ -189,11 +220,11 @@ def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: s
 
 
 def _corrupted_configs(images: np.ndarray, tasks: list[tuple[str, int, int]],
-                       workers: int) -> Iterator[tuple[str, int, np.ndarray]]:
-    """Yield (type, severity, corrupted images) per task, in completion order."""
+                       workers: int) -> Iterator[tuple[str, int, list[bytes]]]:
+    """Yield (type, severity, PNG-encoded corrupted images) per task, in completion order."""
     if workers == 1:
         for corruption_type, severity, seed in tasks:
-            yield corruption_type, severity, _corrupt_config(images, corruption_type, severity, seed)
+            yield corruption_type, severity, _corrupt_and_encode(images, corruption_type, severity, seed)
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(min(workers, len(tasks)), initializer=_init_worker, initargs=(images,)) as pool:
