@@ -19,8 +19,10 @@ Deviations from the reference generator (documented so results can be labelled h
   (one-sided Gaussian kernel of width 2 * radius + 1 along the angle, edge pixels repeated)
   instead of calling ImageMagick; the snow layer is not quantised to 8 bits before blurring.
 - defocus blur uses the reference's anti-aliased disk kernel, built with SciPy.
-- elastic parameters scale with min(H, W) (the reference hard-codes 32); results are
-  rounded to the nearest integer where the reference truncates.
+- elastic parameters scale with min(H, W) (the reference hard-codes 32).
+- results are rounded to the nearest level where the reference truncates, and random
+  draws come from the given generator, so images match the published CIFAR-10-C in
+  distribution, not bit for bit.
 """
 from __future__ import annotations
 
@@ -46,9 +48,9 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _gaussian(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
-    """Spatial Gaussian blur of an HxWxC array (channels are not mixed)."""
-    return ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0), mode=mode, truncate=truncate)
+def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Spatial Gaussian blur of an HxWxC array, edges repeated (skimage's ``gaussian`` defaults)."""
+    return ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0), mode="nearest", truncate=4.0)
 
 
 def _luma(x: np.ndarray) -> np.ndarray:
