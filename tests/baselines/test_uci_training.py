@@ -102,6 +102,9 @@ def test_table_verdict_is_within_one_standard_error_or_better():
     assert not make_table.matches(-2.60, 0.05, -2.46, higher_is_better=True)
     assert make_table.matches(2.50, 0.01, 2.97, higher_is_better=False)  # better RMSE
     assert not make_table.matches(3.10, 0.10, 2.97, higher_is_better=False)
+    # published 0.00 stands for [0, 0.005): 0.0062 +- 0.0015 is within one s.e. of it
+    assert make_table.matches(0.0062, 0.0015, 0.00, higher_is_better=False)
+    assert not make_table.matches(0.0070, 0.0015, 0.00, higher_is_better=False)
 
 
 def test_table_rows_and_counts_from_run_records(tmp_path):
