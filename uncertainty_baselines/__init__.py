@@ -4,10 +4,6 @@ Import as ``import uncertainty_baselines as ub``. Submodules load on first use, 
 ``ub.metrics`` (pure NumPy) does not pull in TensorFlow.
 """
 import importlib
-import os
-
-# Hide TensorFlow's C++ INFO banner (oneDNN, CUDA probing); warnings and errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 __version__ = "0.1.0"
 _SUBMODULES = ("datasets", "layers", "metrics", "models", "training", "sanity")

@@ -1,4 +1,4 @@
-"""Run by test_backends.py under KERAS_BACKEND=jax or torch; prints one JSON line.
+"""Run by test_model_backends.py under KERAS_BACKEND=jax or torch; prints one JSON line.
 
 It runs the sanity command on a tiny Wide ResNet (smoke subset of checks), shows that the
 backend's own gradient and variable checks fail on broken models, and on torch trains the

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from uncertainty_baselines import metrics as ub_metrics
 from uncertainty_baselines.training.run_record import fingerprint
+from uncertainty_baselines.training.progress import Progress
 
 PredictFn = Callable[[Any], dict[str, np.ndarray]]
 
@@ -78,8 +79,11 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
     n = len(clean["labels"])
     ood_results_by_name = {name: ood_results(predict(ds))
                            for name, ds in (ood or {}).items()}
-    corrupted_results = {key: classification_results(predict(ds), num_classes)
-                         for key, ds in (corrupted or {}).items()}
+    corrupted_results = {}
+    progress = Progress(len(corrupted or {}), unit="corrupted set")
+    for key, ds in (corrupted or {}).items():
+        corrupted_results[key] = classification_results(predict(ds), num_classes)
+        progress.update(len(corrupted_results), force=len(corrupted_results) == len(corrupted))
     flat = ub_metrics.flatten_results(classification_results(clean, num_classes),
                                       ood=ood_results_by_name, corrupted=corrupted_results or None)
     flat["test/ms_per_example"] = 1000.0 * seconds / n
