@@ -31,9 +31,7 @@ from scipy import special
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import uci_utils  # noqa: E402  (the UCI baselines' shared helpers, beside this script)
 
-from uncertainty_baselines.datasets import uci  # noqa: E402
 from uncertainty_baselines.models.mlp import mlp  # noqa: E402
-from uncertainty_baselines.training import output_dir as output_dir_lib  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per model). The paper's code used 128; "
@@ -84,14 +82,8 @@ def mc_log_likelihood(model, x, labels, member_split, taus, num_samples):
 def main(argv):
     del argv
     global SETTINGS, Y_MEAN, Y_STD
-    uci_utils.require_tensorflow_backend()
     start = time.time()
-    SETTINGS = uci.read_settings(FLAGS.dataset, FLAGS.data_dir)
-    split_indices = uci_utils.parse_splits(FLAGS.split, SETTINGS.n_splits)
-    output_dir_lib.prepare_output_dir(FLAGS.output_dir, uci_utils.run_flags(),
-                                      overwrite=FLAGS.overwrite,
-                                      ignore=("output_dir", "overwrite"))
-    splits = uci_utils.load(split_indices)
+    SETTINGS, split_indices, splits = uci_utils.start_run()
     Y_MEAN = np.array([s.y_mean for s in splits])
     Y_STD = np.array([s.y_std for s in splits])
     x_train, y_train = uci_utils.stack(splits, "x_train"), uci_utils.stack(splits, "y_train")

@@ -26,6 +26,7 @@ from uncertainty_baselines import metrics
 from uncertainty_baselines.datasets import uci
 from uncertainty_baselines.layers import DenseVariational, MCDropout
 from uncertainty_baselines.training import checkpoint, run_record, summaries
+from uncertainty_baselines.training import output_dir as output_dir_lib
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -310,6 +311,20 @@ def run_flags() -> dict:
     modules = (sys.argv[0], __name__)
     return {f.name: f.value for module in modules
             for f in flags.FLAGS.get_flags_for_module(module)}
+
+
+def start_run() -> tuple[uci.Settings, list[int], list[uci.Split]]:
+    """Checks the backend, refuses a mismatched --output_dir, and loads the requested splits.
+
+    Returns the dataset's paper settings, the split indices and the loaded splits.
+    """
+    require_tensorflow_backend()
+    settings = uci.read_settings(flags.FLAGS.dataset, flags.FLAGS.data_dir)
+    split_indices = parse_splits(flags.FLAGS.split, settings.n_splits)
+    output_dir_lib.prepare_output_dir(flags.FLAGS.output_dir, run_flags(),
+                                      overwrite=flags.FLAGS.overwrite,
+                                      ignore=("output_dir", "overwrite"))
+    return settings, split_indices, load(split_indices)
 
 
 def load(split_indices: Sequence[int]) -> list[uci.Split]:

@@ -22,9 +22,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import uci_utils  # noqa: E402  (the UCI baselines' shared helpers, beside this script)
 
-from uncertainty_baselines.datasets import uci  # noqa: E402
 from uncertainty_baselines.models.mlp import mlp  # noqa: E402
-from uncertainty_baselines.training import output_dir as output_dir_lib  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per split).")
@@ -36,14 +34,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    uci_utils.require_tensorflow_backend()
     start = time.time()
-    settings = uci.read_settings(FLAGS.dataset, FLAGS.data_dir)
-    split_indices = uci_utils.parse_splits(FLAGS.split, settings.n_splits)
-    output_dir_lib.prepare_output_dir(FLAGS.output_dir, uci_utils.run_flags(),
-                                      overwrite=FLAGS.overwrite,
-                                      ignore=("output_dir", "overwrite"))
-    splits = uci_utils.load(split_indices)
+    settings, split_indices, splits = uci_utils.start_run()
     model_kwargs = dict(input_dim=splits[0].x_train.shape[-1], num_outputs=1,
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
                         num_members=len(splits), seed=FLAGS.seed, gaussian_head=True,
