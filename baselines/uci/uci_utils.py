@@ -173,11 +173,11 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequen
 EPOCH_CANDIDATES = (40, 100, 200, 400)
 
 
-def epoch_candidates(num_train: int, batch_size: int, max_steps: int = 40_000) -> list[int]:
+def epoch_candidates(num_train: int, batch_size: int) -> list[int]:
     """Candidate epoch counts for the validation selection: ``EPOCH_CANDIDATES`` whose step
-    count stays within ``max_steps`` (the first one is always kept). Small sets need
-    many epochs to see enough steps; large ones reach them in a few."""
-    steps = num_train // batch_size
+    count stays within --max_selection_steps (the first one is always kept). Small sets
+    need many epochs to see enough steps; large ones reach them in a few."""
+    steps, max_steps = num_train // batch_size, flags.FLAGS.max_selection_steps
     return [e for i, e in enumerate(EPOCH_CANDIDATES) if i == 0 or e * steps <= max_steps]
 
 
@@ -302,6 +302,9 @@ def define_common_flags() -> None:
                        "for dropout the rate and tau) is chosen before retraining on all of it.")
     flags.DEFINE_integer("epochs", 0, "Training epochs; 0 = choose from "
                          f"{EPOCH_CANDIDATES} on the validation carve-out.")
+    flags.DEFINE_integer("max_selection_steps", 120_000,
+                         "Epoch candidates beyond this many training steps are skipped (bounds "
+                         "the cost on the large sets; 40 epochs are always a candidate).")
     flags.DEFINE_integer("hidden_units", 0, "Hidden units; 0 = the dataset's n_hidden.txt "
                          "(50, 100 for protein).")
 
