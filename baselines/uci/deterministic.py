@@ -24,7 +24,7 @@ from uncertainty_baselines.models.mlp import mlp  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per split).")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+uci_utils.define_learning_rate_flag((1e-3,))
 FLAGS = flags.FLAGS
 
 
@@ -37,8 +37,7 @@ def main(argv):
                         num_members=len(splits), seed=FLAGS.seed, gaussian_head=True)
     per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=1,
-        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-        loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
+        batch_size=FLAGS.batch_size, loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "deterministic", **facts})

@@ -27,7 +27,7 @@ from uncertainty_baselines.models.mlp import mlp  # noqa: E402
 uci_utils.define_common_flags()
 flags.DEFINE_integer("num_members", 5, "Ensemble size.")
 flags.DEFINE_integer("batch_size", 100, "Batch size (per member).")
-flags.DEFINE_float("learning_rate", 1e-2, "Adam learning rate.")
+uci_utils.define_learning_rate_flag((1e-2, 1e-3))
 flags.DEFINE_bool("adversarial", False, "Adversarial training with the fast gradient sign method.")
 flags.DEFINE_float("adversarial_eps", 0.01, "FGSM step as a fraction of each input's range.")
 FLAGS = flags.FLAGS
@@ -48,8 +48,8 @@ def main(argv):
                         gaussian_head=True)
     per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=FLAGS.num_members,
-        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-        loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed, adversarial_eps=eps)
+        batch_size=FLAGS.batch_size, loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed,
+        adversarial_eps=eps)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "ensemble", **facts})

@@ -195,7 +195,13 @@ def train_and_score_checkpoints(model: keras.Model, x: np.ndarray, y: np.ndarray
         if epoch + 1 in candidates:
             scores[epoch + 1] = score_fn()
 
-    train(model, x, y, member_split, epochs=max(candidates), on_epoch=on_epoch, **train_kwargs)
+    try:
+        train(model, x, y, member_split, epochs=max(candidates), on_epoch=on_epoch,
+              **train_kwargs)
+    except FloatingPointError as error:  # keep the candidates scored before it diverged
+        if not scores:
+            raise
+        logging.warning("%s; keeping the candidates scored before: %s", error, sorted(scores))
     return scores
 
 
@@ -372,36 +378,73 @@ def gaussian_members_log_likelihood(outputs: np.ndarray, labels: Sequence[np.nda
         for k, (s, label) in enumerate(zip(splits, labels))])
 
 
+def define_learning_rate_flag(default: Sequence[float]) -> None:
+    """--learning_rate: one Adam learning rate, or candidates chosen on the carve-out."""
+    flags.DEFINE_list("learning_rate", [str(lr) for lr in default],
+                      "Adam learning rate, or comma-separated candidates: each is trained on "
+                      "the validation carve-out and the best (learning rate, epochs) by "
+                      "validation log-likelihood is retrained on the whole training split.")
+
+
+def parse_learning_rates(values: Sequence[str]) -> list[float]:
+    """The --learning_rate list as positive floats."""
+    try:
+        rates = [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--learning_rate must be comma-separated numbers, got {values}.") \
+            from None
+    if not rates or any(not (lr > 0 and math.isfinite(lr)) for lr in rates):
+        raise ValueError(f"--learning_rate values must be positive and finite, got {values}.")
+    return rates
+
+
 def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence[uci.Split],
                          members_per_split: int, num_samples: int = 1,
                          **train_kwargs) -> tuple[list[dict[str, float]], dict, keras.Model]:
     """The protocol of the Gaussian-output baselines (deterministic, ensemble, VI).
 
-    1. Unless --epochs is set: train on each split's training rows minus the carve-out,
-       score the validation mixture log-likelihood at every candidate epoch count, keep
-       the best mean over splits. 2. Retrain on the whole training splits for that many
-       epochs. 3. Score the evaluation part (test, or --validation_percent's part).
+    1. Unless --epochs is set and --learning_rate is a single value: for each candidate
+       learning rate, train on each split's training rows minus the carve-out and score the
+       validation mixture log-likelihood at every candidate epoch count; keep the best
+       (learning rate, epochs) by the mean over splits. 2. Retrain on the whole training
+       splits with it. 3. Score the evaluation part (test, or --validation_percent's part).
     Returns per-split metrics, facts for the run record, and the final model.
     """
     x_train, y_train = stack(splits, "x_train"), stack(splits, "y_train")
     member_split = np.repeat(np.arange(len(splits)), members_per_split)
-    epochs, selection = flags.FLAGS.epochs, {}
-    if not epochs:
+    rates = parse_learning_rates(flags.FLAGS.learning_rate)
+    epochs, learning_rate, selection = flags.FLAGS.epochs, rates[0], {}
+    if not epochs or len(rates) > 1:
         x_fit, y_fit, x_val, y_val = carve_validation(
             x_train, y_train, flags.FLAGS.selection_validation_percent)
         val_labels = [v * s.y_std + s.y_mean for v, s in zip(y_val, splits)]
-        model = make_model()
-        scores = train_and_score_checkpoints(
-            model, x_fit, y_fit, member_split,
-            epoch_candidates(x_fit.shape[1], train_kwargs["batch_size"]),
-            lambda: gaussian_members_log_likelihood(np.concatenate(list(
-                predict(model, x_val, member_split, num_samples))), val_labels, splits),
-            **train_kwargs)
-        selection = {e: float(v.mean()) for e, v in scores.items()}
-        epochs = max(selection, key=selection.get)
-        logging.info("validation log-likelihood by epochs: %s -> %d", selection, epochs)
+        candidates = [epochs] if epochs else epoch_candidates(x_fit.shape[1],
+                                                               train_kwargs["batch_size"])
+        for rate in rates:
+            model = make_model()
+            try:
+                scores = train_and_score_checkpoints(
+                    model, x_fit, y_fit, member_split, candidates,
+                    lambda: gaussian_members_log_likelihood(np.concatenate(list(
+                        predict(model, x_val, member_split, num_samples))), val_labels, splits),
+                    learning_rate=rate, **train_kwargs)
+            except FloatingPointError as error:
+                if len(rates) == 1:
+                    raise
+                logging.warning("learning rate %g diverged before the first candidate: %s",
+                                rate, error)
+                scores = {}
+            selection[rate] = {e: float(v.mean()) for e, v in scores.items()}
+            logging.info("learning rate %g: validation log-likelihood by epochs %s",
+                         rate, selection[rate])
+        scored = [(lr, e) for lr, by_epochs in selection.items() for e in by_epochs]
+        if not scored:
+            raise FloatingPointError(f"training diverged at every learning rate {rates}.")
+        learning_rate, epochs = max(scored, key=lambda k: selection[k[0]][k[1]])
+        logging.info("chosen: learning rate %g, %d epochs", learning_rate, epochs)
     model = make_model()
-    train(model, x_train, y_train, member_split, epochs=epochs, **train_kwargs)
+    train(model, x_train, y_train, member_split, epochs=epochs, learning_rate=learning_rate,
+          **train_kwargs)
     x_eval, labels = evaluation_data(splits)
     outputs = np.concatenate(list(predict(model, x_eval, member_split, num_samples)))
     grouped = outputs.reshape(len(outputs), len(splits), members_per_split, *outputs.shape[2:])
@@ -410,4 +453,5 @@ def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence
         out = grouped[:, k].reshape(-1, *outputs.shape[2:])  # [T * E, N, 2]
         per_split.append(split_metrics(out[..., 0] * s.y_std + s.y_mean, out[..., 1] * s.y_std,
                                        label))
-    return per_split, {"epochs": epochs, "validation_log_likelihood_by_epochs": selection}, model
+    return per_split, {"epochs": epochs, "learning_rate": learning_rate,
+                       "validation_log_likelihood_by_learning_rate_and_epochs": selection}, model

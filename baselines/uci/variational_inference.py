@@ -26,7 +26,7 @@ from uncertainty_baselines.models.mlp import mlp  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per split).")
-flags.DEFINE_float("learning_rate", 1e-2, "Adam learning rate.")
+uci_utils.define_learning_rate_flag((1e-2, 1e-3))
 flags.DEFINE_float("prior_stddev", 1.0, "Standard deviation of the Gaussian weight prior.")
 flags.DEFINE_integer("num_samples", 100, "Weight draws averaged in the predictive.")
 FLAGS = flags.FLAGS
@@ -42,8 +42,7 @@ def main(argv):
                         variational=True, prior_stddev=FLAGS.prior_stddev)
     per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=1, num_samples=FLAGS.num_samples,
-        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-        loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed,
+        batch_size=FLAGS.batch_size, loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed,
         penalty_fn=lambda model, n: uci_utils.kl_per_member(model) / n)  # negative ELBO / N
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,

@@ -52,12 +52,19 @@ def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp
     outputs = np.asarray(model(np.zeros((members, 5, 13), np.float32)))
     assert outputs.shape == (members, 5, 1 if script == "dropout" else 2)
     if script == "deterministic":
-        by_epochs = record["validation_log_likelihood_by_epochs"]
+        selection = record["validation_log_likelihood_by_learning_rate_and_epochs"]
+        assert list(selection) == ["0.001"] and record["learning_rate"] == 0.001
+        by_epochs = selection["0.001"]
         assert sorted(map(int, by_epochs)) == [40, 100, 200, 400]
         assert by_epochs[str(record["epochs"])] == max(by_epochs.values())
         # the same folder with other flags is refused rather than mixed
         again = run(script, tmp_path / "run", shared_data, "--epochs=3")
         assert again.returncode != 0 and "epochs: 0 -> 3" in again.stderr
+    if script == "ensemble":  # --epochs=2 fixed; the default learning rates are candidates
+        selection = record["validation_log_likelihood_by_learning_rate_and_epochs"]
+        assert sorted(selection) == ["0.001", "0.01"] and record["epochs"] == 2
+        best = max(selection, key=lambda lr: selection[lr]["2"])
+        assert record["learning_rate"] == float(best)
     if script == "dropout":
         assert set(record["chosen_dropout_rate"]) <= {0.005, 0.01, 0.05, 0.1}
         assert set(record["chosen_tau"]) <= {0.1, 0.15, 0.2}

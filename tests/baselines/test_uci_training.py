@@ -97,6 +97,41 @@ def test_parse_splits():
         uci_utils.parse_splits("first", 3)
 
 
+def test_parse_learning_rates():
+    assert uci_utils.parse_learning_rates(["0.01", "1e-3"]) == [0.01, 0.001]
+    with pytest.raises(ValueError, match="comma-separated numbers"):
+        uci_utils.parse_learning_rates(["fast"])
+    with pytest.raises(ValueError, match="positive and finite"):
+        uci_utils.parse_learning_rates(["0.01", "0"])
+
+
+def test_selection_keeps_the_candidates_scored_before_a_divergence():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 32, 2)).astype(np.float32)
+    y = x[..., 0].astype(np.float32)
+    model = mlp(2, 1, hidden_units=(8,), gaussian_head=True, num_members=2, seed=0)
+    epochs_scored = []
+
+    def score():
+        epochs_scored.append(len(epochs_scored) + 1)
+        if len(epochs_scored) == 2:  # poison the weights: the next epoch's loss is NaN
+            model.trainable_variables[0].assign(np.full(model.trainable_variables[0].shape,
+                                                        np.nan, np.float32))
+        return np.full(2, float(len(epochs_scored)))
+
+    scores = uci_utils.train_and_score_checkpoints(
+        model, x, y, [0, 0], [1, 2, 3], score, batch_size=16, learning_rate=1e-2,
+        loss_fn=uci_utils.gaussian_nll_loss, seed=0)
+    assert sorted(scores) == [1, 2]  # epoch 3 diverged: not a candidate, and no crash
+    model = mlp(2, 1, hidden_units=(8,), gaussian_head=True, num_members=2, seed=0)
+    model.trainable_variables[0].assign(np.full(model.trainable_variables[0].shape, np.nan,
+                                                np.float32))
+    with pytest.raises(FloatingPointError, match="epoch 0"):  # nothing scored: an error
+        uci_utils.train_and_score_checkpoints(
+            model, x, y, [0, 0], [1, 2], lambda: np.zeros(2), batch_size=16, learning_rate=1e-2,
+            loss_fn=uci_utils.gaussian_nll_loss, seed=0)
+
+
 def test_table_verdict_is_within_one_standard_error_or_better():
     assert make_table.matches(-2.50, 0.05, -2.46, higher_is_better=True)  # within 1 s.e.
     assert not make_table.matches(-2.60, 0.05, -2.46, higher_is_better=True)
