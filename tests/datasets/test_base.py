@@ -307,6 +307,9 @@ def test_cached_training_reads_once_but_augments_every_epoch():
 def test_training_on_an_empty_split_is_an_error_not_an_endless_loop():
     ds = ArrayDataset("train", sizes={"train": 1, "test": 1}, validation_percent=0.99)
     assert ds.num_examples == 1  # int(1 * 0.99) == 0 examples carved off
+    with pytest.raises(ValueError, match="of 1 training examples is an empty validation split"):
+        ArrayDataset("validation", sizes={"train": 1, "test": 1}, validation_percent=0.99).load(
+            batch_size=2)
     empty = ArrayDataset("train", sizes={"train": 0, "test": 1})
     with pytest.raises(ValueError, match="has no examples to train on"):
         empty.load(batch_size=2)

@@ -157,6 +157,10 @@ class BaseDataset(abc.ABC):
             num_validation = int(num_train * self.validation_percent)
             if self.split == "train":
                 return "train", 0, num_train - num_validation
+            if num_validation == 0:
+                raise ValueError(f"{self.name}: validation_percent={self.validation_percent} of "
+                                 f"{num_train} training examples is an empty validation split; "
+                                 "use a larger validation_percent")
             return "train", num_train - num_validation, num_train
         return self.split, 0, sizes[self.split]
 
