@@ -27,6 +27,7 @@ from uncertainty_baselines.datasets import uci
 from uncertainty_baselines.layers import DenseVariational, MCDropout
 from uncertainty_baselines.training import checkpoint, run_record, summaries
 from uncertainty_baselines.training import output_dir as output_dir_lib
+from uncertainty_baselines.training.progress import Progress
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -159,12 +160,14 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequen
 
     rng = np.random.default_rng(seed)
     losses = np.zeros(num_members)
+    progress = Progress(epochs, unit="epoch")
     for epoch in range(epochs):
         order = np.argsort(rng.random((num_members, n)), axis=1)[:, :steps * batch_size]
         order = order.reshape(num_members, steps, batch_size).transpose(1, 0, 2)
         losses = run_epoch(tf.constant(order, tf.int32)).numpy()
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(f"non-finite training loss at epoch {epoch}: {losses}")
+        progress.update(epoch + 1, mean_member_loss=float(losses.mean()))
         if on_epoch is not None:
             on_epoch(epoch, losses)
     return losses

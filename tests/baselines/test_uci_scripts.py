@@ -35,6 +35,7 @@ def run(script: str, output_dir: pathlib.Path, data_dir: pathlib.Path, *extra: s
 def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp_path):
     result = run(script, tmp_path / "run", shared_data, *SCRIPTS[script])
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "epoch 1/" in result.stderr and "ETA" in result.stderr  # progress while training
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert sorted(record["metrics"]) == sorted(KEYS)
     assert record["splits"] == [0, 3] and record["method"] == script
