@@ -79,14 +79,16 @@ def main(argv):
                 output_dir=FLAGS.output_dir, train_epochs=FLAGS.train_epochs,
                 global_batch_size=FLAGS.batch_size, checkpoint_interval=FLAGS.checkpoint_interval,
                 keep_checkpoints=FLAGS.keep_checkpoints, corruptions_interval=FLAGS.corruptions_interval,
-                steps_per_loop=FLAGS.steps_per_loop, log_interval_s=FLAGS.log_interval_s)
+                steps_per_loop=FLAGS.steps_per_loop, log_interval_s=FLAGS.log_interval_s,
+                started_at=start)
         except experiment.NonFiniteLossError as e:
             logging.error("%s", e)
             sys.exit(f"stopped: {e}")
     fingerprint = evaluation.data_fingerprint(FLAGS.dataset, data.test, strategy)
     run_record.write_run_record(
         FLAGS.output_dir, flags=flag_values, metrics={k: v for k, v in metrics.items() if "/" in k},
-        seed=FLAGS.seed, data_fingerprint=fingerprint, wall_time_s=time.time() - start, model=spec,
+        seed=FLAGS.seed, data_fingerprint=fingerprint, model=spec,
+        wall_time_s=metrics.get("wall_time_s", time.time() - start),  # summed over restarts
         extra={"num_params": model.count_params(), "num_replicas": strategy.num_replicas_in_sync,
                "train_examples": data.num_train_examples, "steps": metrics.get("step"),
                "checkpoint_dir": checkpoint.SUBDIR})

@@ -148,10 +148,12 @@ def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    earlier_wall_s = checkpoint.load(checkpoint.list_checkpoints(ckpts)[-1]).state["wall_time_s"]
     _, out = run([], data_dir, out_dir)
     assert "resumed from" in out
     ref = json.loads((ref_dir / "run.json").read_text())
     got = json.loads((out_dir / "run.json").read_text())
+    assert earlier_wall_s > 0 and got["wall_time_s"] > earlier_wall_s  # summed over restarts
     assert without_timing(got["metrics"]) == without_timing(ref["metrics"])  # Exactly equal.
     assert got["data_fingerprint"] == ref["data_fingerprint"]
     assert [without_timing(r) for r in summaries.read_metrics(out_dir)] == \

@@ -115,15 +115,19 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
                        train_epochs: int, global_batch_size: int, checkpoint_interval: int = 1,
                        keep_checkpoints: int = 3, corruptions_interval: int = 0, steps_per_loop: int = 50,
                        log_interval_s: float = 30.0,
-                       train_fn: Callable[..., dict[str, float]] | None = None) -> dict[str, Any]:
+                       train_fn: Callable[..., dict[str, float]] | None = None,
+                       started_at: float | None = None) -> dict[str, Any]:
     """Train for `train_epochs` epochs (resuming from the latest checkpoint), evaluating each epoch.
 
     Every epoch ends with an evaluation on the clean test set and the OOD sets (the
     corrupted sets every `corruptions_interval` epochs and at the end) written to
     metrics.jsonl and TensorBoard, then a checkpoint every `checkpoint_interval` epochs and
-    at the end. Returns the last evaluation record. Raises NonFiniteLossError on a NaN or
-    infinite loss, leaving the checkpoints as they were.
+    at the end. Returns the last evaluation record plus `wall_time_s`: the wall time of
+    this process since `started_at` (a time.time(); default: this call) and of the earlier
+    processes of a resumed run up to their last checkpoint. Raises NonFiniteLossError on a
+    NaN or infinite loss, leaving the checkpoints as they were.
     """
+    started_at = time.time() if started_at is None else started_at
     output_dir = pathlib.Path(output_dir)
     ckpt_dir = output_dir / checkpoint.SUBDIR
     if not optimizer.built:  # Its variables must exist before a checkpoint is restored into them.
@@ -132,11 +136,12 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     train_fn = train_fn or loop.make_train_fn(model, optimizer, strategy, global_batch_size)
     predict_fn = loop.make_predict_fn(model, strategy)
 
-    start_epoch, step = 0, 0
+    start_epoch, step, earlier_wall_s = 0, 0, 0.0
     restored = checkpoint.restore_latest(ckpt_dir)
     if restored is not None:
         restore(restored, model, optimizer)
         start_epoch, step = restored.state["epoch"], restored.step
+        earlier_wall_s = restored.state.get("wall_time_s", 0.0)
         logging.info("resumed from %s (epoch %d, step %d)", restored.path, start_epoch, step)
     summaries.truncate_metrics(output_dir, after_step=step)
     records = summaries.read_metrics(output_dir)
@@ -181,11 +186,12 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
         record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
         logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, format_metrics(record))
         if (epoch + 1) % checkpoint_interval == 0 or last:
-            path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {"epoch": epoch + 1})
+            path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {
+                "epoch": epoch + 1, "wall_time_s": earlier_wall_s + time.time() - started_at})
             checkpoint.keep_last(ckpt_dir, keep_checkpoints)
             logging.info("saved %s", path)
     writer.close()
-    return record
+    return {**record, "wall_time_s": earlier_wall_s + time.time() - started_at}
 
 
 def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy, data: ImageData,
