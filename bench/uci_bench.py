@@ -3,7 +3,7 @@ r"""Benchmark: Boston's 20 standard splits, deterministic Gaussian MLP, two ways
   plain:  a Python loop over splits, one Keras model per split, ``model.fit`` (40 epochs,
           batch 32, Adam 1e-3), ``model.predict``;
   ours:   every split in one stacked model (``ub.models.mlp(num_members=20)``) trained by
-          ``baselines/uci/uci_utils.train``: one XLA-compiled epoch loop.
+          ``uncertainty_baselines.training.stacked.train``: one XLA-compiled epoch loop.
 Same architecture, loss, optimiser, epochs and batch size; data loading is excluded from
 both timings (model building, compilation, training and prediction are included).
 Prints wall times, the speed-up ratio, and test log-likelihood / RMSE (mean +- s.e. over
@@ -24,6 +24,7 @@ import uci_utils  # noqa: E402
 
 from uncertainty_baselines.datasets import uci  # noqa: E402
 from uncertainty_baselines.models.mlp import mlp  # noqa: E402
+from uncertainty_baselines.training import stacked  # noqa: E402
 
 flags.DEFINE_string("data_dir", os.environ.get("UB_SHARED_DATA", uci_utils.DEFAULT_DATA_DIR),
                     "Folder holding uci/bostonHousing/.")
@@ -48,7 +49,7 @@ def plain_loop(splits):
         model = mlp(split.x_train.shape[1], 1, hidden_units=(50,), seed=FLAGS.seed + k,
                     gaussian_head=True)
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                      loss=lambda y, out: uci_utils.gaussian_nll_loss(
+                      loss=lambda y, out: stacked.gaussian_nll_loss(
                           keras.ops.reshape(y, (-1,)), out))
         model.fit(split.x_train, split.y_train, epochs=FLAGS.epochs,
                   batch_size=FLAGS.batch_size, verbose=0, shuffle=True)
@@ -64,10 +65,10 @@ def vectorised(splits):
     members = list(range(len(splits)))
     model = mlp(x.shape[-1], 1, hidden_units=(50,), num_members=len(splits), seed=FLAGS.seed,
                 gaussian_head=True)
-    uci_utils.train(model, x, uci_utils.stack(splits, "y_train"), members, epochs=FLAGS.epochs,
-                    batch_size=FLAGS.batch_size, learning_rate=1e-3,
-                    loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
-    out = next(uci_utils.predict(model, uci_utils.stack(splits, "x_test"), members))[0]
+    stacked.train(model, x, uci_utils.stack(splits, "y_train"), members, epochs=FLAGS.epochs,
+                  batch_size=FLAGS.batch_size, learning_rate=1e-3,
+                  loss_fn=stacked.gaussian_nll_loss, seed=FLAGS.seed)
+    out = next(stacked.predict(model, uci_utils.stack(splits, "x_test"), members))[0]
     return _metrics(splits, out[..., 0], out[..., 1])
 
 

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import uci_utils  # noqa: E402  (the UCI baselines' shared helpers, beside this script)
 
 from uncertainty_baselines.models.mlp import mlp  # noqa: E402
+from uncertainty_baselines.training import stacked  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per split).")
@@ -37,7 +38,7 @@ def main(argv):
                         num_members=len(splits), seed=FLAGS.seed, gaussian_head=True)
     per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=1,
-        batch_size=FLAGS.batch_size, loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed)
+        batch_size=FLAGS.batch_size, loss_fn=stacked.gaussian_nll_loss, seed=FLAGS.seed)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "deterministic", **facts})

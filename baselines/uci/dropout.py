@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import uci_utils  # noqa: E402  (the UCI baselines' shared helpers, beside this script)
 
 from uncertainty_baselines.models.mlp import mlp  # noqa: E402
+from uncertainty_baselines.training import stacked  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per model). The paper's code used 128; "
@@ -59,9 +60,9 @@ def dropout_mlp(input_dim, rates, seed):
 def train_kwargs(rates, taus, seed):
     """Squared error + per-member weight decay, Adam, the paper's batch size."""
     return dict(batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-                loss_fn=uci_utils.squared_error_loss, seed=seed,
+                loss_fn=stacked.squared_error_loss, seed=seed,
                 penalty_fn=lambda model, n: (weight_decay(rates, taus, n)
-                                             * uci_utils.l2_per_member(model)))
+                                             * stacked.l2_per_member(model)))
 
 
 def mc_log_likelihood(model, x, labels, member_split, taus, num_samples):
@@ -71,7 +72,7 @@ def mc_log_likelihood(model, x, labels, member_split, taus, num_samples):
     """
     taus = np.asarray(taus)[:, None]
     total = np.full((len(member_split), x.shape[1]), -np.inf)
-    for chunk in uci_utils.predict(model, x, member_split, num_samples, rows_independent=True):
+    for chunk in stacked.predict(model, x, member_split, num_samples, rows_independent=True):
         mu = chunk[..., 0] * Y_STD[member_split, None] + Y_MEAN[member_split, None]
         log_pdf = (-0.5 * taus * (labels[member_split] - mu) ** 2
                    + 0.5 * np.log(taus) - 0.5 * math.log(2 * math.pi))
@@ -101,7 +102,7 @@ def main(argv):
     y_val = y_val * Y_STD[:, None] + Y_MEAN[:, None]
     candidates = ([FLAGS.epochs] if FLAGS.epochs else
                   uci_utils.epoch_candidates(x_fit.shape[1], FLAGS.batch_size))
-    scores = uci_utils.train_and_score_checkpoints(
+    scores = stacked.train_and_score_checkpoints(
         model, x_fit, y_fit, member_split, candidates,
         lambda: mc_log_likelihood(model, x_val, y_val, member_split, taus,
                                   FLAGS.num_samples_validation).reshape(num_splits, len(grid)),
@@ -114,11 +115,11 @@ def main(argv):
     best_rates, best_taus = [p for p, _ in chosen], [t for _, t in chosen]
     member_split = np.arange(num_splits)
     model = dropout_mlp(x_train.shape[-1], best_rates, FLAGS.seed + 1)
-    uci_utils.train(model, x_train, y_train, member_split, epochs=epochs,
-                    **train_kwargs(best_rates, best_taus, FLAGS.seed + 1))
+    stacked.train(model, x_train, y_train, member_split, epochs=epochs,
+                  **train_kwargs(best_rates, best_taus, FLAGS.seed + 1))
     x_eval, labels = uci_utils.evaluation_data(splits)
-    samples = np.concatenate(list(uci_utils.predict(model, x_eval, member_split,
-                                                    FLAGS.num_samples, rows_independent=True)))
+    samples = np.concatenate(list(stacked.predict(model, x_eval, member_split,
+                                                  FLAGS.num_samples, rows_independent=True)))
     per_split = []
     for m, (s, label) in enumerate(zip(splits, labels)):
         mean = samples[:, m, :, 0] * s.y_std + s.y_mean  # [T, N]

@@ -1,11 +1,10 @@
-"""What the four UCI baselines share: stacked data, the vectorised training loop, the
-Gaussian-mixture predictive in original units, and the mean / standard error over splits.
+"""What the four UCI baselines share: flags, stacked data, the validation carve-out and
+selection of (learning rate, epochs), the Gaussian-mixture predictive in original units, and
+the mean / standard error over splits.
 
 Every model here is a stack of M independent networks (``ub.models.mlp`` with
-``num_members=M``); member m trains on split ``member_split[m]`` with its own shuffling.
-The loss is the SUM over members of each member's mean loss, so member m's gradient is
-exactly the gradient of its own loss and Adam (elementwise) updates each member as if it
-were trained alone; all members advance in one compiled step.
+``num_members=M``) trained by ``uncertainty_baselines.training.stacked``: member m trains on
+split ``member_split[m]``, all members advance in one compiled step.
 """
 from __future__ import annotations
 
@@ -14,25 +13,18 @@ import os
 import pathlib
 import sys
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import flags, logging
-from keras import ops
 
 from uncertainty_baselines import metrics
 from uncertainty_baselines.datasets import uci
-from uncertainty_baselines.layers import DenseVariational, MCDropout
-from uncertainty_baselines.training import checkpoint, run_record, summaries
+from uncertainty_baselines.training import checkpoint, run_record, stacked, summaries
 from uncertainty_baselines.training import output_dir as output_dir_lib
-from uncertainty_baselines.training.progress import Progress
 
-LOG_2PI = math.log(2 * math.pi)
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
-# Per-member loss: (targets [M, B], outputs [M, B, K]) -> [M].
-LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def require_tensorflow_backend() -> None:
@@ -66,113 +58,6 @@ def stack(splits: Sequence[uci.Split], field: str) -> np.ndarray:
     return np.stack(arrays)
 
 
-def gaussian_nll_loss(y: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
-    """Mean Gaussian NLL per member from a GaussianHead output [M, B, 2]."""
-    mean, scale = outputs[..., 0], outputs[..., 1]
-    nll = 0.5 * LOG_2PI + ops.log(scale) + 0.5 * ops.square((y - mean) / scale)
-    return ops.mean(nll, axis=-1)
-
-
-def squared_error_loss(y: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
-    """Mean squared error per member from point predictions [M, B, 1]."""
-    return ops.mean(ops.square(y - outputs[..., 0]), axis=-1)
-
-
-def kl_per_member(model: keras.Model) -> tf.Tensor:
-    """Sum of the variational layers' KL terms, one value per member."""
-    return sum(layer.kl() for layer in model.layers if isinstance(layer, DenseVariational))
-
-
-def l2_per_member(model: keras.Model) -> tf.Tensor:
-    """Sum of squared kernel weights (not biases) of each member, [M]."""
-    return sum(ops.sum(ops.square(w), axis=(1, 2)) for w in model.trainable_weights
-               if w.path.endswith("kernel"))
-
-
-def _jit_compile(model: keras.Model) -> bool:
-    """XLA on CPU generates random numbers ~100x slower than TF's kernels, so models that
-    draw noise (MC dropout, variational weights) run as plain tf.functions."""
-    return not any(isinstance(layer, (MCDropout, DenseVariational)) for layer in model.layers)
-
-
-def train(model: keras.Model, x: np.ndarray, y: np.ndarray, member_split: Sequence[int], *,
-          epochs: int, batch_size: int, learning_rate: float, loss_fn: LossFn, seed: int,
-          penalty_fn: Callable[[keras.Model, int], tf.Tensor] | None = None,
-          adversarial_eps: np.ndarray | None = None,
-          on_epoch: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
-    """Trains the stacked ``model`` with Adam; returns the last epoch's mean loss per member.
-
-    Args:
-      x, y: training data of every split, [S, N, D] and [S, N].
-      member_split: for each of the M members, the split it trains on.
-      epochs, batch_size: each epoch every member sees floor(N / batch_size) batches of its
-        own random permutation (the remainder differs each epoch, so no row is left out).
-      loss_fn: per-member data loss; ``penalty_fn(model, N)`` ([M] or scalar, N the
-        training rows per split) is added per step (KL / N for VI, weight decay for MC
-        dropout).
-      adversarial_eps: [M, D] per-member step of the fast gradient sign method; when given
-        the loss is loss(x) + loss(x + eps * sign(d loss / d x)) (Lakshminarayanan et al.).
-      on_epoch: called with (epoch, mean loss per member) after every epoch.
-    """
-    num_members = len(member_split)
-    n = x.shape[1]
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} exceeds the {n} training rows.")
-    steps = n // batch_size
-    member_split = tf.constant(member_split, tf.int32)
-    x_members = tf.gather(tf.constant(x, tf.float32), member_split)
-    y_members = tf.gather(tf.constant(y, tf.float32), member_split)
-    eps = None if adversarial_eps is None else tf.constant(adversarial_eps[:, None, :], tf.float32)
-    optimizer = keras.optimizers.Adam(learning_rate)
-    variables = model.trainable_variables
-    optimizer.build(variables)
-
-    def member_loss(xb, yb):
-        per_member = loss_fn(yb, model(xb, training=True))
-        return per_member if penalty_fn is None else per_member + penalty_fn(model, n)
-
-    def adversarial_member_loss(xb, yb):
-        with tf.GradientTape() as input_tape:
-            input_tape.watch(xb)
-            clean = member_loss(xb, yb)
-            clean_total = tf.reduce_sum(clean)
-        x_adv = xb + eps * tf.sign(input_tape.gradient(clean_total, xb))
-        return clean + loss_fn(yb, model(x_adv, training=True))
-
-    objective = member_loss if eps is None else adversarial_member_loss
-
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            per_member = objective(xb, yb)
-            total = tf.reduce_sum(per_member)
-        grads = tape.gradient(total, variables)
-        optimizer.apply(grads, variables)
-        return per_member
-
-    @tf.function(jit_compile=_jit_compile(model))
-    def run_epoch(order):  # order: [steps, M, B] row indices
-        losses = tf.TensorArray(tf.float32, size=steps)
-        for s in tf.range(steps):
-            xb = tf.gather(x_members, order[s], batch_dims=1)
-            yb = tf.gather(y_members, order[s], batch_dims=1)
-            losses = losses.write(s, step(xb, yb))
-        return tf.reduce_mean(losses.stack(), axis=0)
-
-    rng = np.random.default_rng(seed)
-    losses = np.zeros(num_members)
-    progress = Progress(epochs, unit="epoch")
-    for epoch in range(epochs):
-        order = np.argsort(rng.random((num_members, n)), axis=1)[:, :steps * batch_size]
-        order = order.reshape(num_members, steps, batch_size).transpose(1, 0, 2)
-        losses = run_epoch(tf.constant(order, tf.int32)).numpy()
-        if not np.all(np.isfinite(losses)):
-            raise FloatingPointError(f"non-finite training loss at epoch {epoch}: {losses}")
-        progress.update(epoch + 1, mean_member_loss=float(losses.mean()))
-        if on_epoch is not None:
-            on_epoch(epoch, losses)
-    return losses
-
-
 EPOCH_CANDIDATES = (40, 100, 200, 400)
 
 
@@ -184,58 +69,11 @@ def epoch_candidates(num_train: int, batch_size: int) -> list[int]:
     return [e for i, e in enumerate(EPOCH_CANDIDATES) if i == 0 or e * steps <= max_steps]
 
 
-def train_and_score_checkpoints(model: keras.Model, x: np.ndarray, y: np.ndarray,
-                                member_split: Sequence[int], candidates: Sequence[int],
-                                score_fn: Callable[[], np.ndarray],
-                                **train_kwargs) -> dict[int, np.ndarray]:
-    """Trains for max(candidates) epochs and returns {epochs: score_fn()} after each
-    candidate epoch count (e.g. validation log-likelihood per member): one training run
-    scores every candidate, as early stopping on the validation carve-out does."""
-    scores = {}
-
-    def on_epoch(epoch: int, losses: np.ndarray) -> None:
-        del losses
-        if epoch + 1 in candidates:
-            scores[epoch + 1] = score_fn()
-
-    try:
-        train(model, x, y, member_split, epochs=max(candidates), on_epoch=on_epoch,
-              **train_kwargs)
-    except FloatingPointError as error:  # keep the candidates scored before it diverged
-        if not scores:
-            raise
-        logging.warning("%s; keeping the candidates scored before: %s", error, sorted(scores))
-    return scores
-
-
 def carve_validation(x: np.ndarray, y: np.ndarray, percent: float):
     """(x_fit, y_fit, x_validation, y_validation): the last ``percent`` of each split's
     (standardised) training rows held out, as in Gal & Ghahramani's code."""
     cut = x.shape[1] - int(percent * x.shape[1])
     return x[:, :cut], y[:, :cut], x[:, cut:], y[:, cut:]
-
-
-def predict(model: keras.Model, x: np.ndarray, member_split: Sequence[int],
-            num_samples: int = 1, rows_independent: bool = False,
-            max_rows: int = 1 << 18) -> Iterator[np.ndarray]:
-    """Yields chunks [c, M, N, K] of ``num_samples`` stochastic forward passes in all.
-
-    Each member sees its split's rows of ``x`` [S, N, D]. With ``rows_independent`` (MC
-    dropout: every row draws its own mask) c copies of the rows go through one call;
-    otherwise (variational weights: one draw per call) each call is one sample.
-    """
-    x_members = tf.gather(tf.constant(x, tf.float32), tf.constant(member_split, tf.int32))
-    num_members, n = x_members.shape[:2]
-    copies = max(1, min(num_samples, max_rows // max(n * num_members, 1))) if rows_independent else 1
-    forward = tf.function(lambda xs: model(xs, training=False), jit_compile=_jit_compile(model))
-    tiled = tf.tile(x_members, [1, copies, 1])
-    done = 0
-    while done < num_samples:
-        out = forward(tiled).numpy()
-        out = out.reshape(num_members, copies, n, -1).transpose(1, 0, 2, 3)
-        out = out[:num_samples - done]
-        done += len(out)
-        yield out
 
 
 def split_metrics(mean: np.ndarray, std: np.ndarray, label: np.ndarray,
@@ -426,10 +264,11 @@ def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence
         for rate in rates:
             model = make_model()
             try:
-                scores = train_and_score_checkpoints(
+                scores = stacked.train_and_score_checkpoints(
                     model, x_fit, y_fit, member_split, candidates,
                     lambda: gaussian_members_log_likelihood(np.concatenate(list(
-                        predict(model, x_val, member_split, num_samples))), val_labels, splits),
+                        stacked.predict(model, x_val, member_split, num_samples))),
+                        val_labels, splits),
                     learning_rate=rate, **train_kwargs)
             except FloatingPointError as error:
                 if len(rates) == 1:
@@ -446,10 +285,10 @@ def fit_gaussian_members(make_model: Callable[[], keras.Model], splits: Sequence
         learning_rate, epochs = max(scored, key=lambda k: selection[k[0]][k[1]])
         logging.info("chosen: learning rate %g, %d epochs", learning_rate, epochs)
     model = make_model()
-    train(model, x_train, y_train, member_split, epochs=epochs, learning_rate=learning_rate,
-          **train_kwargs)
+    stacked.train(model, x_train, y_train, member_split, epochs=epochs,
+                  learning_rate=learning_rate, **train_kwargs)
     x_eval, labels = evaluation_data(splits)
-    outputs = np.concatenate(list(predict(model, x_eval, member_split, num_samples)))
+    outputs = np.concatenate(list(stacked.predict(model, x_eval, member_split, num_samples)))
     grouped = outputs.reshape(len(outputs), len(splits), members_per_split, *outputs.shape[2:])
     per_split = []
     for k, (s, label) in enumerate(zip(splits, labels)):

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import uci_utils  # noqa: E402  (the UCI baselines' shared helpers, beside this script)
 
 from uncertainty_baselines.models.mlp import mlp  # noqa: E402
+from uncertainty_baselines.training import stacked  # noqa: E402
 
 uci_utils.define_common_flags()
 flags.DEFINE_integer("batch_size", 32, "Batch size (per split).")
@@ -42,8 +43,8 @@ def main(argv):
                         variational=True, prior_stddev=FLAGS.prior_stddev)
     per_split, facts, model = uci_utils.fit_gaussian_members(
         lambda: mlp(**model_kwargs), splits, members_per_split=1, num_samples=FLAGS.num_samples,
-        batch_size=FLAGS.batch_size, loss_fn=uci_utils.gaussian_nll_loss, seed=FLAGS.seed,
-        penalty_fn=lambda model, n: uci_utils.kl_per_member(model) / n)  # negative ELBO / N
+        batch_size=FLAGS.batch_size, loss_fn=stacked.gaussian_nll_loss, seed=FLAGS.seed,
+        penalty_fn=lambda model, n: stacked.kl_per_member(model) / n)  # negative ELBO / N
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
                      start_time=start, model_kwargs=model_kwargs,
                      extra={"method": "variational_inference", **facts})

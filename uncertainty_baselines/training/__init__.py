@@ -11,5 +11,6 @@ Modules (import the one you need, e.g. ``from uncertainty_baselines.training imp
   run_record    run.json: flags, versions, git commit, hardware, data fingerprint, metrics
   output_dir    refuse to mix two runs in one folder (resume with the same flags, or overwrite)
   progress      progress lines with rate and ETA
+  stacked       M independent member networks trained / predicted in one compiled step
   summaries     TensorBoard scalars + metrics.jsonl (one JSON line per evaluation)
 """
