@@ -61,12 +61,25 @@ def stack(splits: Sequence[uci.Split], field: str) -> np.ndarray:
 EPOCH_CANDIDATES = (40, 100, 200, 400)
 
 
+def parse_epoch_candidates(values: Sequence[str]) -> list[int]:
+    """The --epoch_candidates list as increasing positive ints."""
+    try:
+        epochs = [int(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--epoch_candidates must be comma-separated integers, got {values}.") \
+            from None
+    if not epochs or epochs[0] < 1 or any(b <= a for a, b in zip(epochs, epochs[1:])):
+        raise ValueError(f"--epoch_candidates must be positive and increasing, got {values}.")
+    return epochs
+
+
 def epoch_candidates(num_train: int, batch_size: int) -> list[int]:
-    """Candidate epoch counts for the validation selection: ``EPOCH_CANDIDATES`` whose step
+    """Candidate epoch counts for the validation selection: --epoch_candidates whose step
     count stays within --max_selection_steps (the first one is always kept). Small sets
     need many epochs to see enough steps; large ones reach them in a few."""
     steps, max_steps = num_train // batch_size, flags.FLAGS.max_selection_steps
-    return [e for i, e in enumerate(EPOCH_CANDIDATES) if i == 0 or e * steps <= max_steps]
+    candidates = parse_epoch_candidates(flags.FLAGS.epoch_candidates)
+    return [e for i, e in enumerate(candidates) if i == 0 or e * steps <= max_steps]
 
 
 def carve_validation(x: np.ndarray, y: np.ndarray, percent: float):
@@ -147,8 +160,11 @@ def define_common_flags() -> None:
     flags.DEFINE_float("selection_validation_percent", 0.2,
                        "Carve-out of each training split on which the number of epochs (and "
                        "for dropout the rate and tau) is chosen before retraining on all of it.")
-    flags.DEFINE_integer("epochs", 0, "Training epochs; 0 = choose from "
-                         f"{EPOCH_CANDIDATES} on the validation carve-out.")
+    flags.DEFINE_integer("epochs", 0, "Training epochs; 0 = choose from --epoch_candidates "
+                         "on the validation carve-out.")
+    flags.DEFINE_list("epoch_candidates", [str(e) for e in EPOCH_CANDIDATES],
+                      "Increasing epoch counts scored on the validation carve-out when "
+                      "--epochs=0 (one training run scores them all).")
     flags.DEFINE_integer("max_selection_steps", 120_000,
                          "Epoch candidates beyond this many training steps are skipped (bounds "
                          "the cost on the large sets; 40 epochs are always a candidate).")

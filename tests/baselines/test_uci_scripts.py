@@ -66,7 +66,8 @@ def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp
         assert sorted(selection) == ["0.001", "0.01"] and record["epochs"] == 2
         best = max(selection, key=lambda lr: selection[lr]["2"])
         assert record["learning_rate"] == float(best)
-    if script == "dropout":
+    if script == "dropout":  # dropout's noise needs longer: its default candidates go to 1000
+        assert record["flags"]["epoch_candidates"] == ["40", "100", "200", "400", "1000"]
         assert set(record["chosen_dropout_rate"]) <= {0.005, 0.01, 0.05, 0.1}
         assert set(record["chosen_tau"]) <= {0.1, 0.15, 0.2}
         scores = record["grid_validation_log_likelihood"]  # epochs -> [splits, 12 grid points]

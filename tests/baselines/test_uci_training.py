@@ -39,6 +39,14 @@ def test_parse_splits():
         uci_utils.parse_splits("first", 3)
 
 
+def test_parse_epoch_candidates():
+    assert uci_utils.parse_epoch_candidates(["40", "100"]) == [40, 100]
+    with pytest.raises(ValueError, match="comma-separated integers"):
+        uci_utils.parse_epoch_candidates(["40", "many"])
+    with pytest.raises(ValueError, match="positive and increasing"):
+        uci_utils.parse_epoch_candidates(["100", "40"])
+
+
 def test_parse_learning_rates():
     assert uci_utils.parse_learning_rates(["0.01", "1e-3"]) == [0.01, 0.001]
     with pytest.raises(ValueError, match="comma-separated numbers"):
