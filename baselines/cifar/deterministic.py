@@ -45,7 +45,7 @@ def main(argv):
                              f"got {FLAGS.depth} and {FLAGS.width}")
     except ValueError as e:
         raise app.UsageError(str(e))
-    start = time.time()
+    start, code_version = time.time(), run_record.git_commit()
     if FLAGS.strategy == "mirrored" and FLAGS.num_cores:
         distribution.split_cpu(FLAGS.num_cores)  # No-op with GPUs; else N logical CPUs.
     flag_values = ub_flags.image_flag_values(FLAGS, "depth", "width")
@@ -87,7 +87,7 @@ def main(argv):
     fingerprint = evaluation.data_fingerprint(FLAGS.dataset, data.test, strategy)
     run_record.write_run_record(
         FLAGS.output_dir, flags=flag_values, metrics={k: v for k, v in metrics.items() if "/" in k},
-        seed=FLAGS.seed, data_fingerprint=fingerprint, model=spec,
+        seed=FLAGS.seed, data_fingerprint=fingerprint, model=spec, git=code_version,
         wall_time_s=metrics.get("wall_time_s", time.time() - start),  # summed over restarts
         extra={"num_params": model.count_params(), "num_replicas": strategy.num_replicas_in_sync,
                "train_examples": data.num_train_examples, "steps": metrics.get("step"),

@@ -13,7 +13,6 @@ splits.
 """
 import os
 import sys
-import time
 
 from absl import app, flags
 
@@ -31,7 +30,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    start = time.time()
     settings, split_indices, splits = uci_utils.start_run()
     model_kwargs = dict(input_dim=splits[0].x_train.shape[-1], num_outputs=1,
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
@@ -40,7 +38,7 @@ def main(argv):
         lambda: mlp(**model_kwargs), splits, members_per_split=1,
         batch_size=FLAGS.batch_size, loss_fn=stacked.gaussian_nll_loss, seed=FLAGS.seed)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
-                     start_time=start, model_kwargs=model_kwargs,
+                     model_kwargs=model_kwargs,
                      extra={"method": "deterministic", **facts})
 
 

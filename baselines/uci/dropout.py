@@ -23,7 +23,6 @@ import itertools
 import math
 import os
 import sys
-import time
 
 import numpy as np
 from absl import app, flags, logging
@@ -85,7 +84,6 @@ def mc_log_likelihood(model, x, labels, member_split, taus, num_samples):
 def main(argv):
     del argv
     global SETTINGS, Y_MEAN, Y_STD
-    start = time.time()
     SETTINGS, split_indices, splits = uci_utils.start_run()
     Y_MEAN = np.array([s.y_mean for s in splits])
     Y_STD = np.array([s.y_std for s in splits])
@@ -128,7 +126,6 @@ def main(argv):
         std = np.full_like(mean, best_taus[m] ** -0.5)
         per_split.append(uci_utils.split_metrics(mean, std, label))
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
-                     start_time=start,
                      model_kwargs=dict(input_dim=x_train.shape[-1], num_outputs=1,
                                        hidden_units=(FLAGS.hidden_units or SETTINGS.n_hidden,),
                                        num_members=num_splits, dropout_rate=best_rates,

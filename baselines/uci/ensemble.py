@@ -14,7 +14,6 @@ retrained on all of it. All splits x members train as one stacked model.
 """
 import os
 import sys
-import time
 
 import numpy as np
 from absl import app, flags
@@ -36,7 +35,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    start = time.time()
     settings, split_indices, splits = uci_utils.start_run()
     x_train = uci_utils.stack(splits, "x_train")
     eps = None
@@ -52,7 +50,7 @@ def main(argv):
         batch_size=FLAGS.batch_size, loss_fn=stacked.gaussian_nll_loss, seed=FLAGS.seed,
         adversarial_eps=eps)
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
-                     start_time=start, model_kwargs=model_kwargs,
+                     model_kwargs=model_kwargs,
                      extra={"method": "ensemble", **facts})
 
 

@@ -179,11 +179,17 @@ def run_flags() -> dict:
             for f in flags.FLAGS.get_flags_for_module(module)}
 
 
-def start_run() -> tuple[uci.Settings, list[int], list[uci.Split]]:
-    """Checks the backend, refuses a mismatched --output_dir, and loads the requested splits.
+# (start time, code version) of this process's run, set by start_run() for finish().
+_RUN_START: tuple[float, dict] | None = None
 
-    Returns the dataset's paper settings, the split indices and the loaded splits.
+
+def start_run() -> tuple[uci.Settings, list[int], list[uci.Split]]:
+    """Checks the backend, refuses a mismatched --output_dir, notes the start time and git
+    commit (run.json records the code that ran, not the tree at the end), and loads the
+    requested splits. Returns the dataset's paper settings, the split indices and the splits.
     """
+    global _RUN_START
+    _RUN_START = (time.time(), run_record.git_commit())
     require_tensorflow_backend()
     settings = uci.read_settings(flags.FLAGS.dataset, flags.FLAGS.data_dir)
     split_indices = parse_splits(flags.FLAGS.split, settings.n_splits)
@@ -200,11 +206,14 @@ def load(split_indices: Sequence[int]) -> list[uci.Split]:
 
 
 def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices: Sequence[int],
-           *, model: keras.Model, seed: int, start_time: float, model_kwargs: dict,
+           *, model: keras.Model, seed: int, model_kwargs: dict,
            extra: dict) -> dict[str, float]:
     """Writes metrics.jsonl (one line per split), the final model's weights as a verified
     checkpoint, and run.json (so ``ub.models.load(output_dir)`` rebuilds the stacked
-    model); returns the summary."""
+    model); returns the summary. Call start_run() first."""
+    if _RUN_START is None:
+        raise RuntimeError("finish() needs start_run() to have been called first.")
+    start_time, code_version = _RUN_START
     checkpoint.save(pathlib.Path(output_dir) / checkpoint.SUBDIR, step=0,
                     parts={"model": checkpoint.variables_to_arrays(model.variables)}, state={})
     writer = summaries.SummaryWriter(output_dir, tensorboard=False)
@@ -217,6 +226,7 @@ def finish(output_dir: str, per_split: Sequence[dict[str, float]], split_indices
         data_fingerprint=data_fingerprint(flags.FLAGS.dataset, flags.FLAGS.data_dir,
                                           split_indices),
         wall_time_s=time.time() - start_time, model={"name": "mlp", "kwargs": model_kwargs},
+        git=code_version,
         extra={"splits": list(split_indices), "per_split": list(per_split), **extra})
     logging.info("%s over %d splits: %s", flags.FLAGS.dataset, len(per_split),
                  ", ".join(f"{k}={v:.4g}" for k, v in summary.items()))

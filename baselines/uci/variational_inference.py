@@ -15,7 +15,6 @@ stacked model.
 """
 import os
 import sys
-import time
 
 from absl import app, flags
 
@@ -35,7 +34,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    start = time.time()
     settings, split_indices, splits = uci_utils.start_run()
     model_kwargs = dict(input_dim=splits[0].x_train.shape[-1], num_outputs=1,
                         hidden_units=(FLAGS.hidden_units or settings.n_hidden,),
@@ -46,7 +44,7 @@ def main(argv):
         batch_size=FLAGS.batch_size, loss_fn=stacked.gaussian_nll_loss, seed=FLAGS.seed,
         penalty_fn=lambda model, n: stacked.kl_per_member(model) / n)  # negative ELBO / N
     uci_utils.finish(FLAGS.output_dir, per_split, split_indices, model=model, seed=FLAGS.seed,
-                     start_time=start, model_kwargs=model_kwargs,
+                     model_kwargs=model_kwargs,
                      extra={"method": "variational_inference", **facts})
 
 

@@ -22,6 +22,13 @@ def test_run_record_round_trip_holds_provenance(tmp_path):
     assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
 
 
+def test_run_record_keeps_the_code_version_taken_at_the_start(tmp_path):
+    at_start = {"commit": "0" * 40, "dirty": False}  # e.g. HEAD moved on during a long run
+    run_record.write_run_record(tmp_path, flags={}, metrics={}, seed=0, data_fingerprint=None,
+                                wall_time_s=1.0, git=at_start)
+    assert run_record.read_run_record(tmp_path)["git"] == at_start
+
+
 def test_read_run_record_missing_names_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="run.json"):
         run_record.read_run_record(tmp_path)

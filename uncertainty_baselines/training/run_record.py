@@ -90,12 +90,15 @@ def fingerprint(*parts: bytes | str) -> str:
 def write_run_record(output_dir: str | os.PathLike, *, flags: Mapping[str, Any],
                      metrics: Mapping[str, float], seed: int, data_fingerprint: str | None,
                      wall_time_s: float, model: Mapping[str, Any] | None = None,
-                     extra: Mapping[str, Any] | None = None) -> pathlib.Path:
+                     extra: Mapping[str, Any] | None = None,
+                     git: Mapping[str, Any] | None = None) -> pathlib.Path:
     """Write `run.json` atomically into `output_dir` and return its path.
 
     `model` is `{"name": registry name, "kwargs": {...}}` so `ub.models.load` can rebuild it;
-    `extra` holds baseline-specific facts (e.g. parameter count, steps). Values must be
-    JSON-serialisable; NaN or infinite metrics are written as null.
+    `extra` holds baseline-specific facts (e.g. parameter count, steps). `git` is
+    `git_commit()` taken when the run STARTED (the code that ran; the tree may have moved on
+    by the end of a long run); default: now. Values must be JSON-serialisable; NaN or
+    infinite metrics are written as null.
     """
     record = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -106,7 +109,7 @@ def write_run_record(output_dir: str | os.PathLike, *, flags: Mapping[str, Any],
         "model": dict(model) if model is not None else None,
         "metrics": {k: _json_number(v) for k, v in metrics.items()},
         "packages": package_versions(),
-        "git": git_commit(),
+        "git": dict(git) if git is not None else git_commit(),
         "hardware": hardware(),
         **(dict(extra) if extra else {}),
     }
