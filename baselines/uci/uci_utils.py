@@ -61,13 +61,18 @@ def stack(splits: Sequence[uci.Split], field: str) -> np.ndarray:
 EPOCH_CANDIDATES = (40, 100, 200, 400)
 
 
+def parse_flag_list(flag: str, values: Sequence[str], convert: Callable[[str], float],
+                    kind: str) -> list:
+    """A list flag's strings converted one by one; a ValueError naming --flag otherwise."""
+    try:
+        return [convert(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--{flag} must be comma-separated {kind}, got {values}.") from None
+
+
 def parse_epoch_candidates(values: Sequence[str]) -> list[int]:
     """The --epoch_candidates list as increasing positive ints."""
-    try:
-        epochs = [int(v) for v in values]
-    except ValueError:
-        raise ValueError(f"--epoch_candidates must be comma-separated integers, got {values}.") \
-            from None
+    epochs = parse_flag_list("epoch_candidates", values, int, "integers")
     if not epochs or epochs[0] < 1 or any(b <= a for a, b in zip(epochs, epochs[1:])):
         raise ValueError(f"--epoch_candidates must be positive and increasing, got {values}.")
     return epochs
@@ -255,11 +260,7 @@ def define_learning_rate_flag(default: Sequence[float]) -> None:
 
 def parse_learning_rates(values: Sequence[str]) -> list[float]:
     """The --learning_rate list as positive floats."""
-    try:
-        rates = [float(v) for v in values]
-    except ValueError:
-        raise ValueError(f"--learning_rate must be comma-separated numbers, got {values}.") \
-            from None
+    rates = parse_flag_list("learning_rate", values, float, "numbers")
     if not rates or any(not (lr > 0 and math.isfinite(lr)) for lr in rates):
         raise ValueError(f"--learning_rate values must be positive and finite, got {values}.")
     return rates
