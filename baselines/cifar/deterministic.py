@@ -88,7 +88,7 @@ def main(argv):
     run_record.write_run_record(
         FLAGS.output_dir, flags=flag_values, metrics={k: v for k, v in metrics.items() if "/" in k},
         seed=FLAGS.seed, data_fingerprint=fingerprint, model=spec, git=code_version,
-        wall_time_s=metrics.get("wall_time_s", time.time() - start),  # summed over restarts
+        wall_time_s=metrics.get("earlier_wall_time_s", 0.0) + time.time() - start,  # all restarts
         extra={"num_params": model.count_params(), "num_replicas": strategy.num_replicas_in_sync,
                "train_examples": data.num_train_examples, "steps": metrics.get("step"),
                "checkpoint_dir": checkpoint.SUBDIR})

@@ -122,10 +122,11 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     Every epoch ends with an evaluation on the clean test set and the OOD sets (the
     corrupted sets every `corruptions_interval` epochs and at the end) written to
     metrics.jsonl and TensorBoard, then a checkpoint every `checkpoint_interval` epochs and
-    at the end. Returns the last evaluation record plus `wall_time_s`: the wall time of
-    this process since `started_at` (a time.time(); default: this call) and of the earlier
-    processes of a resumed run up to their last checkpoint. Raises NonFiniteLossError on a
-    NaN or infinite loss, leaving the checkpoints as they were.
+    at the end. Returns the last evaluation record plus `earlier_wall_time_s`: the wall
+    time the earlier processes of a resumed run spent up to their last checkpoint (each
+    checkpoint keeps the total since `started_at`, a time.time(); default: this call), for
+    the caller to add to its own. Raises NonFiniteLossError on a NaN or infinite loss,
+    leaving the checkpoints as they were.
     """
     started_at = time.time() if started_at is None else started_at
     output_dir = pathlib.Path(output_dir)
@@ -191,7 +192,7 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
             checkpoint.keep_last(ckpt_dir, keep_checkpoints)
             logging.info("saved %s", path)
     writer.close()
-    return {**record, "wall_time_s": earlier_wall_s + time.time() - started_at}
+    return {**record, "earlier_wall_time_s": earlier_wall_s}
 
 
 def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy, data: ImageData,
