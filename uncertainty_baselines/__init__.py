@@ -6,7 +6,7 @@ Import as ``import uncertainty_baselines as ub``. Submodules load on first use, 
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("datasets", "layers", "metrics", "models", "training", "sanity")
+_SUBMODULES = ("datasets", "layers", "metrics", "models", "runs", "training", "sanity")
 
 
 def __getattr__(name: str):

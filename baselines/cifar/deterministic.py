@@ -19,8 +19,8 @@ import time
 from absl import app, flags, logging
 
 import uncertainty_baselines as ub
-from uncertainty_baselines.training import (checkpoint, distribution, evaluation, experiment, loop,
-                                            output_dir, run_record, schedules, summaries)
+from uncertainty_baselines.runs import checkpoint, output_dir, run_record, summaries
+from uncertainty_baselines.training import distribution, evaluation, experiment, loop, schedules
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags()

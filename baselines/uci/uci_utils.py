@@ -21,8 +21,9 @@ from absl import flags, logging
 
 from uncertainty_baselines import metrics
 from uncertainty_baselines.datasets import uci
-from uncertainty_baselines.training import checkpoint, run_record, stacked, summaries
-from uncertainty_baselines.training import output_dir as output_dir_lib
+from uncertainty_baselines.runs import checkpoint, run_record, summaries
+from uncertainty_baselines.training import stacked
+from uncertainty_baselines.runs import output_dir as output_dir_lib
 
 DEFAULT_DATA_DIR = str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data")
 

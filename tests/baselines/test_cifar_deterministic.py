@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from uncertainty_baselines.training import checkpoint, summaries
+from uncertainty_baselines.runs import checkpoint, summaries
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "baselines" / "cifar" / "deterministic.py"

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from uncertainty_baselines.training import checkpoint, distribution, experiment, loop, schedules, summaries
+from uncertainty_baselines.runs import checkpoint, summaries
+from uncertainty_baselines.training import distribution, experiment, loop, schedules
 
 N_TRAIN, N_TEST, BATCH, CLASSES = 48, 21, 8, 3
 

@@ -40,7 +40,7 @@ from PIL import Image
 from tensorflow_datasets.image_classification.cifar10_corrupted import Cifar10Corrupted
 
 from uncertainty_baselines.datasets.corruptions import CORRUPTIONS, SEVERITIES, check_corruption, corrupt_images
-from uncertainty_baselines.training.progress import Progress
+from uncertainty_baselines.runs.progress import Progress
 
 
 

@@ -12,8 +12,8 @@ import pathlib
 import keras
 
 from uncertainty_baselines import models
-from uncertainty_baselines.training import checkpoint
-from uncertainty_baselines.training.run_record import read_run_record
+from uncertainty_baselines.runs import checkpoint
+from uncertainty_baselines.runs.run_record import read_run_record
 
 
 def load(run_dir: str | os.PathLike, checkpoint_path: str | os.PathLike | None = None) -> keras.Model:

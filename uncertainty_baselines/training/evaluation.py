@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from uncertainty_baselines import metrics as ub_metrics
-from uncertainty_baselines.training.run_record import fingerprint
-from uncertainty_baselines.training.progress import Progress
+from uncertainty_baselines.runs.run_record import fingerprint
+from uncertainty_baselines.runs.progress import Progress
 
 PredictFn = Callable[[Any], dict[str, np.ndarray]]
 

@@ -26,7 +26,8 @@ from absl import logging
 
 from uncertainty_baselines import datasets as ub_datasets
 from uncertainty_baselines.datasets import ood as ub_ood
-from uncertainty_baselines.training import checkpoint, evaluation, loop, progress, summaries
+from uncertainty_baselines.runs import checkpoint, progress, summaries
+from uncertainty_baselines.training import evaluation, loop
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the last good checkpoint is kept."""

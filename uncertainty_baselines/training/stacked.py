@@ -20,7 +20,7 @@ from absl import logging
 from keras import ops
 
 from uncertainty_baselines.layers import DenseVariational, MCDropout
-from uncertainty_baselines.training.progress import Progress
+from uncertainty_baselines.runs.progress import Progress
 
 LOG_2PI = math.log(2 * math.pi)
 # Per-member loss: (targets [M, B], outputs [M, B, K]) -> [M].

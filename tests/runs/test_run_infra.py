@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from uncertainty_baselines.training import output_dir, progress, run_record, summaries
+from uncertainty_baselines.runs import output_dir, progress, run_record, summaries
 
 
 def test_run_record_round_trip_holds_provenance(tmp_path):

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from uncertainty_baselines.training import checkpoint
+from uncertainty_baselines.runs import checkpoint
 
 
 def arrays(v):

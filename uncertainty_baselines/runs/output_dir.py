@@ -12,7 +12,7 @@ import pathlib
 import shutil
 from typing import Any, Iterable, Mapping
 
-from uncertainty_baselines.training.run_record import write_json_atomic
+from uncertainty_baselines.runs.run_record import write_json_atomic
 
 FLAGS_FILE = "flags.json"
 
