@@ -29,8 +29,8 @@ _REGISTRY: dict[str, str] = {
     "imagenet_r": f"{_PKG}.imagenet:ImageNetRDataset",
     "imagenet_v2": f"{_PKG}.imagenet:ImageNetV2Dataset",
     "clinc_intent": f"{_PKG}.clinc_intent:ClincIntentDataset",
-    "random_gaussian": f"{_PKG}.random:RandomGaussianDataset",
-    "random_rademacher": f"{_PKG}.random:RandomRademacherDataset",
+    "random_gaussian": f"{_PKG}.random_noise:RandomGaussianDataset",
+    "random_rademacher": f"{_PKG}.random_noise:RandomRademacherDataset",
     **{name: f"{_PKG}.uci:UCIDataset" for name in _UCI_NAMES},
 }
 # Classes shared by several names receive the name as the `name` argument.

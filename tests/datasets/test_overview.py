@@ -1,4 +1,4 @@
-"""The inspection command: counts, ranges and duplicates against hand-computed values,
+"""The overview command: counts, ranges and duplicates against hand-computed values,
 the image grid, the text table and the tabular summary."""
 import io
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from uncertainty_baselines.datasets import inspect as ub_inspect
+from uncertainty_baselines.datasets import overview
 from uncertainty_baselines.datasets import local_builders as lb
 from uncertainty_baselines.datasets.base import DataNotFoundError
 from uncertainty_baselines.datasets.prepare import prepare
@@ -21,7 +21,7 @@ def test_summary_counts_ranges_and_duplicates_by_hand():
     a[1] = [50, 60, 70]
     batches = [{"image": a, "label": np.array([1, 1])},
                {"image": a[:1].copy(), "label": np.array([0])}]  # Duplicate of example 0.
-    s = ub_inspect.summarize_images(batches)
+    s = overview.summarize_images(batches)
     assert s.count == 3 and s.class_counts == {1: 2, 0: 1}
     assert (s.value_min, s.value_max) == (10, 70)
     np.testing.assert_allclose(s.value_mean(), [(10 + 50 + 10) / 3, (20 + 60 + 20) / 3, (30 + 70 + 30) / 3])
@@ -29,11 +29,11 @@ def test_summary_counts_ranges_and_duplicates_by_hand():
 
 
 def test_cross_duplicates_pairs_first_occurrences():
-    train, test = ub_inspect.SplitSummary(), ub_inspect.SplitSummary()
+    train, test = overview.SplitSummary(), overview.SplitSummary()
     values = np.zeros((4, 1))
     train.add(values, [0] * 4, [b"a", b"b", b"c", b"b"])
     test.add(values[:3], [0] * 3, [b"x", b"c", b"b"])
-    assert ub_inspect.cross_duplicates(train, test) == [(1, 2), (2, 1)]
+    assert overview.cross_duplicates(train, test) == [(1, 2), (2, 1)]
 
 
 def png(image):
@@ -45,7 +45,7 @@ def png(image):
 @pytest.fixture(scope="module")
 def tiny_cifar(tmp_path_factory):
     """2 train + 1 test image per class; test/cat/0000 is a copy of train/dog/0001."""
-    root = tmp_path_factory.mktemp("inspect")
+    root = tmp_path_factory.mktemp("overview")
     rng = np.random.default_rng(0)
     images = {}
     for split, n in (("train", 2), ("test", 1)):
@@ -63,7 +63,7 @@ def tiny_cifar(tmp_path_factory):
 def test_image_report_and_grid(tiny_cifar, tmp_path):
     root, images = tiny_cifar
     out = tmp_path / "grid.png"
-    report = ub_inspect.inspect("cifar10", str(root / "data"), str(out), per_class=2)
+    report = overview.overview("cifar10", str(root / "data"), str(out), per_class=2)
     assert "[train] 20 examples" in report and "[test] 10 examples" in report
     assert "airplane=2, automobile=2" in report and "truck=1" in report
     train = np.stack([v for k, v in images.items() if "/train/" in k])
@@ -85,7 +85,7 @@ def test_text_report_and_table(tmp_path):
     (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "query", "out"]))
     prepare("clinc_intent", tmp_path, tmp_path / "data", check=False, vocab_file=tmp_path / "vocab.txt")
     out = tmp_path / "table.tsv"
-    report = ub_inspect.inspect("clinc_intent", str(tmp_path / "data"), str(out), rows=2)
+    report = overview.overview("clinc_intent", str(tmp_path / "data"), str(out), rows=2)
     assert "[train] 150 examples" in report and "150 classes, min 1, max 1 per class" in report
     assert "exact duplicates train/validation: 1 (train#7==validation#0" in report
     assert "exact duplicates train/test: 0" in report
@@ -105,7 +105,7 @@ def test_tabular_summary_by_hand(tmp_path):
                         "n_hidden": "50", "n_epochs": "40", "tau_values": "0.1",
                         "dropout_rates": "0.05", "index_train_0": "0\n1\n2", "index_test_0": "3"}.items():
         (folder / f"{name}.txt").write_text(value + "\n")
-    report = ub_inspect.inspect("uci_yacht", str(tmp_path))
+    report = overview.overview("uci_yacht", str(tmp_path))
     assert "uci_yacht: 4 rows, 2 features, 1 standard splits; split 0: train 3, test 1" in report
     assert "whose features also occur in train: 1" in report  # Row 3 repeats row 1's features.
     x0 = next(line for line in report.splitlines() if line.startswith("x0 "))
@@ -116,9 +116,9 @@ def test_tabular_summary_by_hand(tmp_path):
 
 def test_missing_data_names_the_prepare_command(tmp_path):
     with pytest.raises(DataNotFoundError, match=r"prepare cifar10 --source PATH --data_dir"):
-        ub_inspect.inspect("cifar10", str(tmp_path))
-    result = subprocess.run([sys.executable, "-m", "uncertainty_baselines.datasets.inspect",
+        overview.overview("cifar10", str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "uncertainty_baselines.datasets.overview",
                              "mnist", "--data_dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "inspect mnist: error: mnist is not prepared" in result.stderr
+    assert "overview mnist: error: mnist is not prepared" in result.stderr

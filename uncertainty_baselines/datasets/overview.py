@@ -1,6 +1,6 @@
 """Look at a prepared dataset before training on it.
 
-    python -m uncertainty_baselines.datasets.inspect NAME --data_dir DIR [--out FILE]
+    python -m uncertainty_baselines.datasets.overview NAME --data_dir DIR [--out FILE]
 
 Prints per-split counts, per-class counts, value ranges and the exact duplicates between
 train and test (by SHA-1 of the stored pixels or text). For image sets `--out` (default
@@ -134,7 +134,7 @@ def _builder(name: str, data_dir: str | None):
     return builder
 
 
-def inspect_images(builder, out: pathlib.Path, per_class: int) -> str:
+def overview_images(builder, out: pathlib.Path, per_class: int) -> str:
     """Report on a TFDS image set and write its grid of `per_class` train examples per class."""
     import tensorflow_datasets as tfds
     names = builder.info.features["label"].names
@@ -155,7 +155,7 @@ def inspect_images(builder, out: pathlib.Path, per_class: int) -> str:
     return format_summaries(summaries, names, "pixel values") + f"\ngrid of {grid_split} examples: {out}"
 
 
-def inspect_text(builder, rows: int) -> tuple[str, str]:
+def overview_text(builder, rows: int) -> tuple[str, str]:
     """Report on a tokenised text set (clinc_intent) and a table of `rows` examples per split."""
     import tensorflow_datasets as tfds
     names = builder.info.features["label"].names
@@ -172,7 +172,7 @@ def inspect_text(builder, rows: int) -> tuple[str, str]:
     return format_summaries(summaries, names, "tokens per example"), "\n".join(table)
 
 
-def inspect_tabular(name: str, data_dir: str) -> str:
+def overview_tabular(name: str, data_dir: str) -> str:
     """Summary statistics of a UCI set: every feature and the target, and split 0's sizes."""
     from uncertainty_baselines.datasets import uci
     x, y = uci.read_data(name, data_dir)
@@ -191,20 +191,20 @@ def inspect_tabular(name: str, data_dir: str) -> str:
     return "\n".join(lines)
 
 
-def inspect(name: str, data_dir: str, out: str | None = None, per_class: int = 10,
-            rows: int = 5) -> str:
-    """Inspect dataset `name` in `data_dir`; returns the report (and writes `out`)."""
+def overview(name: str, data_dir: str, out: str | None = None, per_class: int = 10,
+             rows: int = 5) -> str:
+    """The overview of dataset `name` in `data_dir`; returns the report (and writes `out`)."""
     if name.startswith(_UCI_PREFIX):
-        return inspect_tabular(name, data_dir)
+        return overview_tabular(name, data_dir)
     builder = _builder(name, data_dir)
     if "image" in builder.info.features:
-        return inspect_images(builder, pathlib.Path(out or f"{name}.png"), per_class)
+        return overview_images(builder, pathlib.Path(out or f"{name}.png"), per_class)
     if "text" in builder.info.features:
-        report, table = inspect_text(builder, rows)
+        report, table = overview_text(builder, rows)
         if out:
             pathlib.Path(out).write_text(table + "\n", encoding="utf-8")
         return f"{report}\nexamples:\n{table}"
-    raise ValueError(f"{name}: cannot inspect features {sorted(builder.info.features)}; "
+    raise ValueError(f"{name}: no overview for features {sorted(builder.info.features)}; "
                      "expected 'image' or 'text' and 'label', or a uci_* name")
 
 
@@ -220,13 +220,13 @@ def _define_flags() -> None:
 def main(argv: Sequence[str]) -> None:
     args = flags.FLAGS
     if len(argv) != 2 or args.data_dir is None:
-        raise app.UsageError("usage: python -m uncertainty_baselines.datasets.inspect NAME "
+        raise app.UsageError("usage: python -m uncertainty_baselines.datasets.overview NAME "
                              "--data_dir DIR [--out FILE]")
     from uncertainty_baselines.datasets.base import DataNotFoundError
     try:
-        print(inspect(argv[1], args.data_dir, args.out, args.per_class, args.rows))
+        print(overview(argv[1], args.data_dir, args.out, args.per_class, args.rows))
     except (ValueError, DataNotFoundError) as e:
-        raise SystemExit(f"inspect {argv[1]}: error: {e}") from None
+        raise SystemExit(f"overview {argv[1]}: error: {e}") from None
 
 
 if __name__ == "__main__":
