@@ -10,7 +10,7 @@ from uncertainty_baselines.metrics.ensemble import (
     EnsembleMetrics, disagreement, ensemble_nll, entropy, gibbs_nll, log_mean_exp,
     mutual_information, predictive_entropy)
 from uncertainty_baselines.metrics.ood import (
-    SCORE_KINDS, OODMetrics, auroc, average_precision, fpr_at_tpr, ood_score)
+    LOGIT_SCORE_KINDS, SCORE_KINDS, OODMetrics, auroc, average_precision, fpr_at_tpr, ood_score)
 from uncertainty_baselines.metrics.regression import (
     RegressionMetrics, central_interval, gaussian_crps, gaussian_nll, interval_coverage,
     interval_width, predictive_mean, rmse)
@@ -22,7 +22,7 @@ from uncertainty_baselines.metrics.temperature import apply_temperature, fit_tem
 
 __all__ = [
     "AdaptiveCalibrationError", "ClassificationMetrics", "EnsembleMetrics", "OODMetrics",
-    "RegressionMetrics", "SCORE_KINDS", "accuracy_at_coverage", "aggregate_corrupted",
+    "LOGIT_SCORE_KINDS", "RegressionMetrics", "SCORE_KINDS", "accuracy_at_coverage", "aggregate_corrupted",
     "apply_temperature", "aurc", "auroc", "average_precision", "bin_index",
     "central_interval", "corruption_errors", "cumulative_correct", "disagreement",
     "ensemble_nll", "entropy", "fit_temperature", "flatten_results", "fpr_at_tpr",

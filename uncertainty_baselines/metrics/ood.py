@@ -16,7 +16,7 @@ from uncertainty_baselines.metrics.ensemble import entropy, mutual_information
 
 SCORE_KINDS = ("msp", "entropy", "max_logit", "energy", "dempster_shafer",
                "mutual_information")
-_LOGIT_ONLY = ("max_logit", "energy", "dempster_shafer")
+LOGIT_SCORE_KINDS = ("max_logit", "energy", "dempster_shafer")
 
 
 def ood_score(x: Any, kind: str = "msp", from_logits: bool = False) -> np.ndarray:
@@ -31,7 +31,7 @@ def ood_score(x: Any, kind: str = "msp", from_logits: bool = False) -> np.ndarra
     """
     if kind not in SCORE_KINDS:
         raise ValueError(f"unknown OOD score kind {kind!r}; valid kinds: {SCORE_KINDS}")
-    if kind in _LOGIT_ONLY and not from_logits:
+    if kind in LOGIT_SCORE_KINDS and not from_logits:
         raise ValueError(f"OOD score {kind!r} needs logits: pass logits with from_logits=True")
     if kind == "mutual_information":
         return mutual_information(x, from_logits=from_logits)
