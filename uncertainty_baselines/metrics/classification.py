@@ -9,6 +9,8 @@ Conventions (docs/metrics.md):
 - Brier: sum over classes of (p_k - 1[y = k])^2, averaged over examples (range [0, 2]).
 - NLL: mean of -log p(y), with p(y) floored at 2.2e-308 (exact from logits with
   ``from_logits=True``).
+- Every streaming sum is accumulated in float64 whatever the input dtype: float32 sums of
+  squares are off by ~1e-6 in the Brier score and depend on how examples are batched.
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def classwise_gap(probs: np.ndarray, labels: np.ndarray, num_bins: int) -> np.nd
     p_k falls in bin b, for validated [N, K] probs and [N] labels.
 
     Most p_k of a confident classifier sit in bin 0, so only entries >= 1/B are binned; the
-    bin-0 sums follow from the column sums (accumulated in the input's dtype).
+    bin-0 sums follow from the column sums (accumulated in float64, like every sum here).
     """
     n, k = probs.shape
     flat = probs.reshape(-1)
@@ -85,7 +87,7 @@ def classwise_gap(probs: np.ndarray, labels: np.ndarray, num_bins: int) -> np.nd
     high_probs = flat[high]
     index = high_class * num_bins + bin_index(high_probs, num_bins)
     sums = np.bincount(index, weights=high_probs, minlength=k * num_bins)
-    sums[::num_bins] += (probs.sum(axis=0)
+    sums[::num_bins] += (probs.sum(axis=0, dtype=np.float64)
                          - np.bincount(high_class, weights=high_probs, minlength=k))
     label_bins = bin_index(flat[np.arange(n) * k + labels], num_bins)
     return sums - np.bincount(labels * num_bins + label_bins, minlength=k * num_bins)
@@ -110,7 +112,7 @@ def _probs_and_nll(x: Any, labels: Any, num_classes: int | None, from_logits: bo
                          f"with num_classes={num_classes}")
     labels = _arrays.as_labels(labels, n, k, probs_shape=raw.shape)
     if from_logits:
-        nll = -float(log_p.reshape(-1)[np.arange(n) * k + labels].sum())
+        nll = -float(log_p.reshape(-1)[np.arange(n) * k + labels].sum(dtype=np.float64))
     else:
         p_true = probs.reshape(-1)[np.arange(n) * k + labels]
         nll = -float(np.log(np.maximum(p_true, _arrays.MIN_PROB)).sum())
@@ -173,9 +175,10 @@ class ClassificationMetrics:
         """Accumulates every sum except count and NLL for validated probs and labels."""
         n, k = probs.shape
         conf, correct, p_true = top_label(probs, labels)
-        flat = probs.reshape(-1)
+        flat = probs.reshape(-1).astype(np.float64, copy=False)
         self._correct += int(np.count_nonzero(correct))
-        self._brier_sum += float(np.einsum("i,i->", flat, flat)) - 2 * float(p_true.sum()) + n
+        self._brier_sum += (float(np.einsum("i,i->", flat, flat))
+                            - 2 * float(p_true.sum(dtype=np.float64)) + n)
         bins = bin_index(conf, self.num_bins)
         self._bin_count += np.bincount(bins, minlength=self.num_bins)
         self._bin_conf += np.bincount(bins, weights=conf, minlength=self.num_bins)
