@@ -130,11 +130,16 @@ def restore_latest(directory: str | os.PathLike) -> Checkpoint | None:
 
 
 def keep_last(directory: str | os.PathLike, keep: int) -> list[pathlib.Path]:
-    """Delete all but the newest `keep` checkpoints (and stale temporary folders); return the deleted."""
+    """Delete all but the newest `keep` checkpoints (and this process's temporary folders).
+
+    Other processes' temporary folders are left alone: one may be a live writer's
+    checkpoint in progress. Those of dead writers are removed by `runs.lifecycle` while it
+    holds the run's lock. Returns the deleted paths.
+    """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     doomed = list_checkpoints(directory)[:-keep]
-    doomed += [p for p in pathlib.Path(directory).glob(".tmp-ckpt-*") if p.is_dir()]
+    doomed += [p for p in pathlib.Path(directory).glob(f".tmp-ckpt-*-{os.getpid()}") if p.is_dir()]
     for path in doomed:
         shutil.rmtree(path)
     return doomed

@@ -17,17 +17,24 @@ from uncertainty_baselines.runs.run_record import write_json_atomic
 FLAGS_FILE = "flags.json"
 
 
+class OutputDirError(ValueError):
+    """The output folder holds another run (or other files) and overwriting was not asked for."""
+
+
 def prepare_output_dir(output_dir: str | os.PathLike, flags: Mapping[str, Any], *,
-                       overwrite: bool = False, ignore: Iterable[str] = ()) -> bool:
+                       overwrite: bool = False, ignore: Iterable[str] = (),
+                       keep: Iterable[str] = ()) -> bool:
     """Create or reuse `output_dir` for a run with `flags`; return True when resuming.
 
     `ignore` names flags that do not change the result (e.g. `output_dir`, `overwrite`,
-    logging intervals) and may differ between the first start and a restart.
-    Raises ValueError naming the differing flags when the folder holds another run and
+    logging intervals) and may differ between the first start and a restart. `keep` names
+    files that are not part of a run (the folder's lock): they neither make the folder
+    count as used nor are deleted by `overwrite`.
+    Raises OutputDirError naming the differing flags when the folder holds another run and
     `overwrite` is False.
     """
     path = pathlib.Path(output_dir)
-    ignored = set(ignore)
+    ignored, keep = set(ignore), tuple(keep)
     wanted = _json_round_trip({k: v for k, v in flags.items() if k not in ignored})
     flags_path = path / FLAGS_FILE
     if flags_path.is_file():
@@ -35,22 +42,30 @@ def prepare_output_dir(output_dir: str | os.PathLike, flags: Mapping[str, Any], 
         if recorded == wanted:
             return True
         if not overwrite:
-            raise ValueError(
+            raise OutputDirError(
                 f"output_dir {path} holds a run with other flags ({describe_differences(recorded, wanted)}); "
                 "use the same flags to resume it, another --output_dir, or --overwrite to delete it")
-    elif path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise ValueError(
+    elif path.is_dir() and any(p.name not in keep for p in path.iterdir()) and not overwrite:
+        raise OutputDirError(
             f"output_dir {path} is not empty and holds no {FLAGS_FILE}; refusing to write into it "
             "(choose an empty or new folder, or pass --overwrite to delete its contents)")
     if overwrite and path.is_dir():
-        for child in path.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        clear(path, keep)
     path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(flags_path, wanted)
     return False
+
+
+def clear(path: str | os.PathLike, keep: Iterable[str] = ()) -> None:
+    """Delete everything in folder `path` except the entries named in `keep`."""
+    keep = set(keep)
+    for child in pathlib.Path(path).iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

@@ -123,7 +123,10 @@ def read_run_record(output_dir: str | os.PathLike) -> dict[str, Any]:
     path = pathlib.Path(output_dir) / RUN_RECORD
     if not path.is_file():
         raise FileNotFoundError(f"no run record {path}: is {output_dir} a finished run directory?")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:  # json.JSONDecodeError and bad UTF-8 alike.
+        raise ValueError(f"run record {path} is not valid JSON (truncated or edited?): {e}") from None
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
