@@ -57,7 +57,7 @@ def test_ood_results_from_is_in_distribution():
     confident, unsure = [0.9, 0.05, 0.05], [0.4, 0.3, 0.3]
     outputs = {"probs": np.array([confident, confident, unsure, unsure, confident]),
                "is_in_distribution": np.array([1, 1, 0, 0, 0])}
-    r = evaluation.ood_results(outputs)
+    r = evaluation.ood_results(outputs)["msp"]
     # OOD score 1 - max p: in {0.1, 0.1}, OOD {0.6, 0.6, 0.1}: pairs (ood > in) 4 of 6, ties 2 -> (4 + 1) / 6.
     assert r["auroc"] == pytest.approx(5 / 6)
 

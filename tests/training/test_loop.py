@@ -39,8 +39,8 @@ def test_one_step_matches_numpy_gradient():
     np.testing.assert_allclose(np.asarray(model.weights[0]), w0 - lr * (x.T @ err / 8 + 2 * l2 * w0), atol=1e-6)
     np.testing.assert_allclose(np.asarray(model.weights[1]), b0 - lr * err.mean(0), atol=1e-6)
     assert out["examples"] == 8
-    assert out["ce_sum"] == pytest.approx(-np.log(p[np.arange(8), y]).sum(), rel=1e-5)
-    assert out["l2"] == pytest.approx(l2 * (w0 ** 2).sum(), rel=1e-5)
+    assert out["loss_sum"] == pytest.approx(-np.log(p[np.arange(8), y]).sum(), rel=1e-5)
+    assert out["terms"]["l2"] == pytest.approx(l2 * (w0 ** 2).sum(), rel=1e-5)
     assert out["correct"] == (logits.argmax(1) == y).sum()
 
 
@@ -80,7 +80,7 @@ def test_mirrored_two_replicas_equal_one_device_same_global_batch(mirrored):
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
     assert [o["examples"] for o in out2] == [16.0, 16.0]
-    np.testing.assert_allclose([o["ce_sum"] for o in out1], [o["ce_sum"] for o in out2], rtol=1e-4)
+    np.testing.assert_allclose([o["loss_sum"] for o in out1], [o["loss_sum"] for o in out2], rtol=1e-4)
 
 
 def test_unsynchronized_bn_differs_on_two_replicas(mirrored, monkeypatch):
@@ -106,7 +106,7 @@ def test_predict_drops_padding_and_matches_model():
     ds = tf.data.Dataset.from_tensor_slices(
         {"features": x, "labels": y, "id": np.arange(5), "mask": mask}).batch(2)
     out = loop.predict(loop.make_predict_fn(model, strategy), strategy.experimental_distribute_dataset(ds))
-    assert sorted(out) == ["id", "labels", "probs"]
+    assert sorted(out) == ["id", "labels", "logits", "probs"]
     np.testing.assert_array_equal(out["id"], [0, 1, 2, 4])
     np.testing.assert_allclose(out["probs"], tf.nn.softmax(model(x[[0, 1, 2, 4]])).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="need a 'mask'"):

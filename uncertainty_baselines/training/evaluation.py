@@ -7,7 +7,7 @@ scored exactly once) and are fed to `ub.metrics`; results use the flat reference
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -19,21 +19,78 @@ from uncertainty_baselines.runs.progress import Progress
 PredictFn = Callable[[Any], dict[str, np.ndarray]]
 
 
-def classification_results(outputs: Mapping[str, np.ndarray], num_classes: int) -> dict[str, float]:
-    """ub.metrics.ClassificationMetrics (accuracy, NLL, Brier, ECE with 15 bins, ...) of predictions."""
+def classification_results(outputs: Mapping[str, np.ndarray], num_classes: int,
+                           per_member: bool = False) -> dict[str, float]:
+    """ub.metrics.ClassificationMetrics (accuracy, NLL, Brier, ECE with 15 bins, ...) of predictions.
+
+    With member predictions (`member_probs` [N, M, K]) and `per_member`, also the ensemble
+    metrics (disagreement, ensemble and Gibbs NLL, mutual information, ...) and every
+    member's own metrics as `<metric>_member_<i>`.
+    """
     m = ub_metrics.ClassificationMetrics(num_classes=num_classes)
     m.add_batch(outputs["probs"], label=outputs["labels"])
-    return m.result()
+    results = m.result()
+    if per_member and "member_probs" in outputs:
+        members = np.moveaxis(outputs["member_probs"], 1, 0)  # [M, N, K], as ub.metrics takes them.
+        ensemble = ub_metrics.EnsembleMetrics()
+        ensemble.add_batch(members, label=outputs["labels"])
+        results.update(ensemble.result())
+        for i, probs in enumerate(members):
+            member = ub_metrics.ClassificationMetrics(num_classes=num_classes)
+            member.add_batch(probs, label=outputs["labels"])
+            results.update({f"{k}_member_{i}": v for k, v in member.result().items()})
+    return results
 
 
-def ood_results(outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """AUROC, AUPR-in/out and FPR at 95% TPR of the 1 - max-probability score, OOD positive.
+def ood_scores(outputs: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
+    """Per-example OOD score of `kind` (see ub.metrics.ood_score) from predictions.
+
+    Probability kinds use the (member-mean) probabilities, logit kinds the (member-mean)
+    logits, `mutual_information` the member probabilities.
+    """
+    if kind == "mutual_information":
+        if "member_probs" not in outputs:
+            raise ValueError("the mutual_information OOD score needs predictions with a member axis")
+        return ub_metrics.ood_score(np.moveaxis(outputs["member_probs"], 1, 0), kind)
+    if kind in ub_metrics.LOGIT_SCORE_KINDS:
+        logits = outputs["logits"]
+        return ub_metrics.ood_score(logits.mean(axis=1) if logits.ndim == 3 else logits, kind,
+                                    from_logits=True)
+    return ub_metrics.ood_score(outputs["probs"], kind)
+
+
+def ood_results(outputs: Mapping[str, np.ndarray], kinds: Sequence[str] = ("msp",)
+                ) -> dict[str, dict[str, float]]:
+    """AUROC, AUPR-in/out and FPR at 95% TPR of each OOD score kind, OOD positive.
 
     `outputs` are predictions on a `ub.datasets.ood` set (with `is_in_distribution`).
+    Returns {kind: metrics}.
     """
-    m = ub_metrics.OODMetrics()
-    m.add_batch(ub_metrics.ood_score(outputs["probs"], "msp"), is_ood=outputs["is_in_distribution"] == 0)
-    return m.result()
+    results = {}
+    for kind in kinds:
+        m = ub_metrics.OODMetrics()
+        m.add_batch(ood_scores(outputs, kind), is_ood=outputs["is_in_distribution"] == 0)
+        results[kind] = m.result()
+    return results
+
+
+def ood_key(dataset: str, kind: str) -> str:
+    """The name in `ood/<name>_<metric>`: the dataset for the default score (1 - max
+    probability, the reference's keys), `<dataset>_<kind>` for the others."""
+    return dataset if kind == "msp" else f"{dataset}_{kind}"
+
+
+def check_finite(outputs: Mapping[str, np.ndarray], what: str) -> None:
+    """NonFiniteError when the model's evaluation outputs (logits, probabilities) hold NaN or infinity."""
+    arrays = [outputs[k].reshape(len(outputs[k]), -1) for k in ("logits", "probs") if k in outputs]
+    bad = int(np.sum(~np.all([np.isfinite(a).all(axis=1) for a in arrays], axis=0)))
+    if bad:
+        raise NonFiniteError(f"the model's outputs on {what} are not finite for {bad} of "
+                             f"{len(arrays[0])} examples")
+
+
+class NonFiniteError(FloatingPointError):
+    """Training or evaluation produced NaN or infinite values."""
 
 
 def data_fingerprint(name: str, dataset: Iterable, strategy: tf.distribute.Strategy) -> str:
@@ -66,25 +123,35 @@ def timed_predict(predict: Callable[[Iterable], dict[str, np.ndarray]], dataset:
 
 def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classes: int,
              test: Iterable, ood: Mapping[str, Iterable] | None = None,
-             corrupted: Mapping[tuple[str, int], Iterable] | None = None
+             corrupted: Mapping[tuple[str, int], Iterable] | None = None,
+             ood_score_kinds: Sequence[str] = ("msp",)
              ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Flat metrics over the clean test set, each OOD set and each corrupted set.
 
     `predict` maps a dataset to masked-out predictions (see `loop.predict`); OOD sets are
-    `ub.datasets.ood` sets (in-distribution test + OOD examples). Also reports
-    `test/ms_per_example` (clean-set inference time) and `test/num_examples`. Returns the
-    metrics and the clean predictions.
+    `ub.datasets.ood` sets (in-distribution test + OOD examples), scored with each of
+    `ood_score_kinds`. With a member axis the clean set also gets the ensemble and
+    per-member metrics. Also reports `test/ms_per_example` (clean-set inference time) and
+    `test/num_examples`. Raises NonFiniteError when the model outputs NaN or infinity.
+    Returns the metrics and the clean predictions.
     """
     clean, seconds = timed_predict(predict, test)
+    check_finite(clean, "the test set")
     n = len(clean["labels"])
-    ood_results_by_name = {name: ood_results(predict(ds))
-                           for name, ds in (ood or {}).items()}
+    ood_results_by_name = {}
+    for name, ds in (ood or {}).items():
+        outputs = predict(ds)
+        check_finite(outputs, f"the OOD set {name}")
+        for kind, result in ood_results(outputs, ood_score_kinds).items():
+            ood_results_by_name[ood_key(name, kind)] = result
     corrupted_results = {}
     progress = Progress(len(corrupted or {}), unit="corrupted set")
     for key, ds in (corrupted or {}).items():
-        corrupted_results[key] = classification_results(predict(ds), num_classes)
+        outputs = predict(ds)
+        check_finite(outputs, f"the corrupted set {key[0]}_{key[1]}")
+        corrupted_results[key] = classification_results(outputs, num_classes)
         progress.update(len(corrupted_results), force=len(corrupted_results) == len(corrupted))
-    flat = ub_metrics.flatten_results(classification_results(clean, num_classes),
+    flat = ub_metrics.flatten_results(classification_results(clean, num_classes, per_member=True),
                                       ood=ood_results_by_name, corrupted=corrupted_results or None)
     flat["test/ms_per_example"] = 1000.0 * seconds / n
     flat["test/num_examples"] = float(n)

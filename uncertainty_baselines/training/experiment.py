@@ -1,36 +1,42 @@
-"""The epoch loop every image baseline shares: data, resume, train, evaluate, checkpoint.
+"""The run every image baseline shares: data, model, resume, train, evaluate, checkpoint, record.
 
-A baseline script builds its model and optimizer and calls `train_and_evaluate`; a method
-that needs another training step passes its own `train_fn` (see `loop.make_train_fn`).
+A baseline script defines its `method.Method` (model spec and the seams it changes) and
+calls `run_image_baseline(config, method)`; `train_and_evaluate` and `evaluate_runs`
+are the same machinery for use from a notebook.
 
 Resume guarantee: checkpoints are taken at epoch ends and hold every model and optimizer
 variable. The training stream is a deterministic function of the seed (`ub.datasets`
 shuffles epoch e with a seed derived from (seed, e) and augments each example with a seed
-derived from (seed, e, id)), so a restart restores the latest checkpoint, skips the
-batches already trained on and replays exactly the remaining ones: with TF op determinism
-the final metrics equal those of an uninterrupted run. Work after the latest checkpoint
-(at most `checkpoint_interval` epochs) is redone, and its metrics.jsonl lines replaced.
+derived from (seed, e, id); a method's batch formatter is seeded from (seed, step)), so a
+restart restores the latest checkpoint, skips the batches already trained on and replays
+exactly the remaining ones: with TF op determinism the final metrics equal those of an
+uninterrupted run. Work after the latest checkpoint (at most `checkpoint_interval`
+epochs) is redone, and its metrics.jsonl lines replaced.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import pathlib
+import sys
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
+from absl import app, logging
 
 from uncertainty_baselines import datasets as ub_datasets
+from uncertainty_baselines import models as ub_models
 from uncertainty_baselines.datasets import ood as ub_ood
-from uncertainty_baselines.runs import checkpoint, progress, summaries
-from uncertainty_baselines.training import evaluation, loop
+from uncertainty_baselines.runs import checkpoint, lifecycle, lock, progress, run_record, summaries
+from uncertainty_baselines.runs import output_dir as output_dir_lib
+from uncertainty_baselines.training import distribution, evaluation, loop, schedules
+from uncertainty_baselines.training import flags as ub_flags
+from uncertainty_baselines.training import method as method_lib
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
+NonFiniteError = evaluation.NonFiniteError
 
 
 @dataclasses.dataclass
@@ -113,21 +119,24 @@ def restore(ckpt: checkpoint.Checkpoint, model: keras.Model, optimizer: keras.op
 
 def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimizer,
                        strategy: tf.distribute.Strategy, data: ImageData, output_dir: str | pathlib.Path,
-                       train_epochs: int, global_batch_size: int, checkpoint_interval: int = 1,
-                       keep_checkpoints: int = 3, corruptions_interval: int = 0, steps_per_loop: int = 50,
-                       log_interval_s: float = 30.0,
-                       train_fn: Callable[..., dict[str, float]] | None = None,
+                       train_epochs: int, global_batch_size: int,
+                       method: method_lib.Method = method_lib.DETERMINISTIC_SEAMS,
+                       seed: int = 0, checkpoint_interval: int = 1, keep_checkpoints: int = 3,
+                       corruptions_interval: int = 0, steps_per_loop: int = 50,
+                       log_interval_s: float = 30.0, train_fn: loop.TrainFn | None = None,
                        started_at: float | None = None) -> dict[str, Any]:
     """Train for `train_epochs` epochs (resuming from the latest checkpoint), evaluating each epoch.
 
-    Every epoch ends with an evaluation on the clean test set and the OOD sets (the
-    corrupted sets every `corruptions_interval` epochs and at the end) written to
-    metrics.jsonl and TensorBoard, then a checkpoint every `checkpoint_interval` epochs and
-    at the end. Returns the last evaluation record plus `earlier_wall_time_s`: the wall
-    time the earlier processes of a resumed run spent up to their last checkpoint (each
-    checkpoint keeps the total since `started_at`, a time.time(); default: this call), for
-    the caller to add to its own. Raises NonFiniteLossError on a NaN or infinite loss,
-    leaving the checkpoints as they were.
+    `method` supplies the seams (loss, extra loss terms, batch formatter seeded from
+    `seed`, member-axis prediction, epoch hook, OOD score kinds); default: the
+    deterministic method. `train_fn` replaces the whole step (tests). Every epoch ends with
+    an evaluation on the clean test set and the OOD sets (the corrupted sets every
+    `corruptions_interval` epochs and at the end) written to metrics.jsonl and
+    TensorBoard, then a checkpoint every `checkpoint_interval` epochs and at the end.
+    Returns the last evaluation record plus `earlier_wall_time_s`: the wall time the earlier
+    processes of a resumed run spent up to their last checkpoint (each checkpoint keeps the
+    total since `started_at`, a time.time(); default: this call). Raises NonFiniteError on a
+    NaN or infinite loss or evaluation output, leaving the checkpoints as they were.
     """
     started_at = time.time() if started_at is None else started_at
     output_dir = pathlib.Path(output_dir)
@@ -135,8 +144,10 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     if not optimizer.built:  # Its variables must exist before a checkpoint is restored into them.
         with strategy.scope():
             optimizer.build(model.trainable_variables)
-    train_fn = train_fn or loop.make_train_fn(model, optimizer, strategy, global_batch_size)
-    predict_fn = loop.make_predict_fn(model, strategy)
+    train_fn = train_fn or loop.make_train_fn(
+        model, optimizer, strategy, global_batch_size, loss=method.loss,
+        extra_losses=method.extra_losses, format_batch=method.format_batch, seed=seed)
+    predict_fn = loop.make_predict_fn(model, strategy, method.predict)
 
     start_epoch, step, earlier_wall_s = 0, 0, 0.0
     restored = checkpoint.restore_latest(ckpt_dir)
@@ -152,52 +163,61 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     writer = summaries.SummaryWriter(output_dir)
     iterator = iter(data.train)
     loop.skip_steps(iterator, step)
-    total_steps = train_epochs * data.steps_per_epoch
-    bar = progress.Progress(total_steps, initial=step, every_s=log_interval_s)
-    for epoch in range(start_epoch, train_epochs):
-        sums = {"ce_sum": 0.0, "correct": 0.0, "examples": 0.0}
-        train_seconds, l2, done = 0.0, 0.0, 0
-        while done < data.steps_per_epoch:
-            n = min(steps_per_loop, data.steps_per_epoch - done)
-            start = time.perf_counter()
-            out = train_fn(iterator, n)
-            train_seconds += time.perf_counter() - start
-            if not (math.isfinite(out["ce_sum"]) and math.isfinite(out["l2"])):
-                writer.close()
-                raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch + 1}, steps {step + 1}-{step + n} "
-                    f"(cross-entropy sum {out['ce_sum']}, l2 {out['l2']}); stopping. The last good "
-                    f"checkpoint is kept: {_latest_name(ckpt_dir)}")
-            for k in sums:
-                sums[k] += out[k]
-            l2, done, step = out["l2"], done + n, step + n
-            bar.update(step, loss=out["ce_sum"] / out["examples"] + l2)
-        last = epoch + 1 == train_epochs
-        with_corrupted = bool(data.corrupted) and corruptions_interval > 0 and (
-            (epoch + 1) % corruptions_interval == 0 or last)
-        flat, _ = evaluation.evaluate(
-            lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes, test=data.test,
-            ood=data.ood, corrupted=data.corrupted if with_corrupted else None)
-        nll = sums["ce_sum"] / sums["examples"]
-        train_metrics = {
-            "train/loss": nll + l2, "train/negative_log_likelihood": nll, "train/l2": l2,
-            "train/accuracy": sums["correct"] / sums["examples"],
-            "train/ms_per_example": 1000.0 * train_seconds / sums["examples"],
-            "train/learning_rate": float(np.asarray(optimizer.learning_rate)),
-        }
-        record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
-        logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, format_metrics(record))
-        if (epoch + 1) % checkpoint_interval == 0 or last:
-            path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {
-                "epoch": epoch + 1, "wall_time_s": earlier_wall_s + time.time() - started_at})
-            checkpoint.keep_last(ckpt_dir, keep_checkpoints)
-            logging.info("saved %s", path)
-    writer.close()
+    bar = progress.Progress(train_epochs * data.steps_per_epoch, initial=step, every_s=log_interval_s)
+    try:
+        for epoch in range(start_epoch, train_epochs):
+            if method.on_epoch_start is not None:
+                method.on_epoch_start(model, epoch)
+            sums, terms, train_seconds, done = {"loss_sum": 0.0, "correct": 0.0, "examples": 0.0}, {}, 0.0, 0
+            while done < data.steps_per_epoch:
+                n = min(steps_per_loop, data.steps_per_epoch - done)
+                start = time.perf_counter()
+                out = train_fn(iterator, n)
+                train_seconds += time.perf_counter() - start
+                values = {"loss sum": out["loss_sum"], **out["terms"]}
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise NonFiniteError(
+                        f"non-finite loss at epoch {epoch + 1}, steps {step + 1}-{step + n} "
+                        f"({', '.join(f'{k} {v}' for k, v in values.items())})")
+                for k in sums:
+                    sums[k] += out[k]
+                terms, done, step = out["terms"], done + n, step + n
+                bar.update(step, loss=out["loss_sum"] / out["examples"] + sum(terms.values()))
+            last = epoch + 1 == train_epochs
+            with_corrupted = bool(data.corrupted) and corruptions_interval > 0 and (
+                (epoch + 1) % corruptions_interval == 0 or last)
+            try:
+                flat, _ = evaluation.evaluate(
+                    lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes, test=data.test,
+                    ood=data.ood, corrupted=data.corrupted if with_corrupted else None,
+                    ood_score_kinds=method.ood_scores)
+            except NonFiniteError as e:
+                raise NonFiniteError(f"evaluation after epoch {epoch + 1} (step {step}): {e}") from None
+            nll = sums["loss_sum"] / sums["examples"]
+            train_metrics = {
+                "train/loss": nll + sum(terms.values()), "train/negative_log_likelihood": nll,
+                **{f"train/{k}": v for k, v in terms.items()},
+                "train/accuracy": sums["correct"] / sums["examples"],
+                "train/ms_per_example": 1000.0 * train_seconds / sums["examples"],
+                "train/learning_rate": float(np.asarray(optimizer.learning_rate)),
+            }
+            record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
+            logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, format_metrics(record))
+            if (epoch + 1) % checkpoint_interval == 0 or last:
+                path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {
+                    "epoch": epoch + 1, "wall_time_s": earlier_wall_s + time.time() - started_at})
+                checkpoint.keep_last(ckpt_dir, keep_checkpoints)
+                logging.info("saved %s", path)
+    except NonFiniteError as e:
+        raise NonFiniteError(f"{e}; stopping. The last good checkpoint is kept: {_latest_name(ckpt_dir)}") from None
+    finally:
+        writer.close()
     return {**record, "earlier_wall_time_s": earlier_wall_s}
 
 
 def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy, data: ImageData,
-                        run_dir: str | pathlib.Path) -> tuple[dict[str, float], int]:
+                        run_dir: str | pathlib.Path,
+                        method: method_lib.Method = method_lib.DETERMINISTIC_SEAMS) -> tuple[dict[str, float], int]:
     """Evaluate the latest verified checkpoint of run directory `run_dir` on every set of `data`.
 
     Returns the flat metrics and the checkpoint's step.
@@ -206,10 +226,120 @@ def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy,
     if ckpt is None:
         raise FileNotFoundError(f"no valid checkpoint under {pathlib.Path(run_dir) / checkpoint.SUBDIR}")
     restore(ckpt, model, None)
-    predict_fn = loop.make_predict_fn(model, strategy)
+    predict_fn = loop.make_predict_fn(model, strategy, method.predict)
     flat, _ = evaluation.evaluate(lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes,
-                                  test=data.test, ood=data.ood, corrupted=data.corrupted or None)
+                                  test=data.test, ood=data.ood, corrupted=data.corrupted or None,
+                                  ood_score_kinds=method.ood_scores)
     return flat, ckpt.step
+
+
+def evaluate_runs(run_dirs: Sequence[str | pathlib.Path], *, strategy: tf.distribute.Strategy,
+                  data: ImageData, ood_score_kinds: Sequence[str] = ("msp",)) -> dict[str, float]:
+    """Evaluate the finished runs in `run_dirs` as one ensemble: the members' softmax averaged.
+
+    Each run's model is rebuilt from its run record and verified checkpoint
+    (`ub.models.load`); the runs must share the dataset. Reports the usual metrics of the
+    mean prediction plus the ensemble metrics and `test/<metric>_member_<i>` (member i =
+    `run_dirs[i]`).
+    """
+    datasets = {str(d): run_record.read_run_record(d)["flags"].get("dataset") for d in run_dirs}
+    if len(set(datasets.values())) > 1:
+        raise ValueError(f"the runs were trained on different datasets: {datasets}")
+    with strategy.scope():
+        predict_fns = [loop.make_predict_fn(ub_models.load(d), strategy) for d in run_dirs]
+
+    def predict(dataset):
+        members = [loop.predict(fn, dataset) for fn in predict_fns]
+        return stack_members(members)
+
+    flat, _ = evaluation.evaluate(predict, num_classes=data.num_classes, test=data.test, ood=data.ood,
+                                  corrupted=data.corrupted or None, ood_score_kinds=ood_score_kinds)
+    return flat
+
+
+def stack_members(members: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Predictions of M single-output models on one dataset as one prediction with a member axis."""
+    first = members[0]
+    for m in members[1:]:
+        if not np.array_equal(m["id"], first["id"]):
+            raise ValueError("the members' predictions are not over the same examples in the same order")
+    out = {k: v for k, v in first.items() if k not in ("logits", "probs", "member_probs")}
+    out["logits"] = np.stack([m["logits"] for m in members], axis=1)
+    out["member_probs"] = np.stack([m["probs"] for m in members], axis=1)
+    out["probs"] = out["member_probs"].mean(axis=1)
+    return out
+
+
+def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]:
+    """The whole run of an image baseline: validate, set up, train (or evaluate), record.
+
+    `config` holds the common image flags and the method's flags as attributes (see
+    `flags.image_config`). Everything that can fail on bad input (flags, data, model
+    kwargs) is checked before the output folder is touched; then the folder is locked
+    for this process, created or resumed, and `run.json` written at the end. Returns the
+    final metrics. Raises flags.InvalidFlagsError, NonFiniteError (training stopped, last
+    good checkpoint kept), lock.FolderLockedError or output_dir_lib.OutputDirError.
+    """
+    started_at = time.time()
+    ub_flags.validate_image_flags(config, method.validate(config))
+    if config.strategy == "mirrored" and config.num_cores:
+        distribution.split_cpu(config.num_cores)  # No-op with GPUs; else N logical CPUs.
+    loop.enable_determinism(config.seed)
+    strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu)
+    with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
+    data = load_image_data(config, strategy, with_corrupted=with_corrupted)
+    spec = method.model_spec(config, data)
+    with strategy.scope():
+        model = ub_models.get(spec["name"], **spec["kwargs"])
+        if strategy.num_replicas_in_sync > 1:
+            distribution.synchronize_batch_norm(model)
+        optimizer = default_optimizer(config, data.steps_per_epoch)
+    run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
+                              ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
+    logging.info("%s %s (%s) on %d replica(s)", "resuming" if run.resuming else "starting",
+                 config.output_dir, method.name, strategy.num_replicas_in_sync)
+    if config.eval_only:
+        metrics, step = evaluate_checkpoint(model=model, strategy=strategy, data=data,
+                                            run_dir=config.checkpoint_dir, method=method)
+        metrics = summaries.SummaryWriter(config.output_dir).write(step, metrics, eval_only=True)
+    else:
+        metrics = train_and_evaluate(
+            model=model, optimizer=optimizer, strategy=strategy, data=data, method=method,
+            seed=config.seed, output_dir=config.output_dir, train_epochs=config.train_epochs,
+            global_batch_size=config.batch_size, checkpoint_interval=config.checkpoint_interval,
+            keep_checkpoints=config.keep_checkpoints, corruptions_interval=config.corruptions_interval,
+            steps_per_loop=config.steps_per_loop, log_interval_s=config.log_interval_s,
+            started_at=started_at)
+    run.finish(
+        metrics={k: v for k, v in metrics.items() if "/" in k}, seed=config.seed,
+        data_fingerprint=evaluation.data_fingerprint(config.dataset, data.test, strategy), model=spec,
+        earlier_wall_time_s=metrics.get("earlier_wall_time_s", 0.0),
+        extra={"method": method.name, "num_params": model.count_params(),
+               "num_replicas": strategy.num_replicas_in_sync, "train_examples": data.num_train_examples,
+               "steps": metrics.get("step"), "checkpoint_dir": checkpoint.SUBDIR})
+    print(results_table(metrics, num_params=model.count_params()))
+    return metrics
+
+
+def default_optimizer(config: Any, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Nesterov SGD on the reference schedule (warm-up, then decays at fractions of the budget)."""
+    return schedules.nesterov_sgd(schedules.image_schedule(
+        base_learning_rate=config.base_learning_rate, global_batch_size=config.batch_size,
+        steps_per_epoch=steps_per_epoch, train_epochs=config.train_epochs,
+        warmup_epochs=config.lr_warmup_epochs, decay_fractions=config.lr_decay_epochs,
+        decay_ratio=config.lr_decay_ratio), momentum=config.momentum)
+
+
+def run_from_flags(flag_values: Any, method: method_lib.Method) -> None:
+    """`run_image_baseline` for a script's absl flags: bad flags are a usage error; a run
+    that cannot start or stops on a non-finite value exits non-zero with one line."""
+    try:
+        run_image_baseline(ub_flags.image_config(flag_values, method.method_flags), method)
+    except ub_flags.InvalidFlagsError as e:
+        raise app.UsageError(str(e)) from None
+    except (NonFiniteError, lock.FolderLockedError, output_dir_lib.OutputDirError) as e:
+        logging.error("%s", e)
+        sys.exit(f"stopped: {e}")
 
 
 def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> str:

@@ -1,20 +1,27 @@
 """absl flags shared by the image-classification baselines, and their validation.
 
-A baseline script calls `define_image_flags()` at import, adds its own method flags, and
-calls `validate_image_flags(FLAGS)` first thing in `main`, so bad input fails before any
-data is read or any model is built.
+A baseline script calls `define_image_flags()` at import and adds its own method flags;
+`image_config(FLAGS, method_flags)` turns them into a plain namespace for the library,
+and `validate_image_flags` checks it before any data is read or anything is written.
 """
 from __future__ import annotations
 
-from typing import Any
+import os
+import types
+from typing import Any, Iterable, Sequence
 
 from absl import flags
+
+from uncertainty_baselines.training.distribution import STRATEGIES
 
 # Flags that do not change the result: a restart may change them and still resume.
 RESULT_NEUTRAL_FLAGS = ("output_dir", "overwrite", "data_dir", "download_data", "eval_only",
                         "checkpoint_dir", "keep_checkpoints", "steps_per_loop", "log_interval_s",
                         "tpu")
-STRATEGIES = ("cpu", "mirrored", "tpu")
+
+
+class InvalidFlagsError(ValueError):
+    """One or more flags are out of their domain; the message lists every one."""
 
 
 def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, batch_size: int = 128,
@@ -73,6 +80,11 @@ def image_flag_values(values: Any, *method_flags: str) -> dict[str, Any]:
     return {name: values[name].value for name in sorted(names)}
 
 
+def image_config(values: Any, method_flags: Sequence[str] = ()) -> types.SimpleNamespace:
+    """The common and method flags of absl `values` as a plain namespace (what the library takes)."""
+    return types.SimpleNamespace(**image_flag_values(values, *method_flags))
+
+
 def num_replicas(strategy: str, num_cores: int | None) -> int | None:
     """Replicas a strategy will have, without creating it (None when only the TPU knows)."""
     if strategy == "cpu":
@@ -85,10 +97,10 @@ def num_replicas(strategy: str, num_cores: int | None) -> int | None:
     return None
 
 
-def validate_image_flags(values: Any) -> None:
-    """Raise ValueError listing every invalid common flag of `values` (e.g. absl FLAGS)."""
+def validate_image_flags(values: Any, method_errors: Iterable[str] = ()) -> None:
+    """Raise InvalidFlagsError listing every invalid common flag of `values` and `method_errors`."""
     from uncertainty_baselines import datasets
-    errors = []
+    errors = list(method_errors)
 
     def check(ok: bool, message: str) -> None:
         if not ok:
@@ -121,6 +133,10 @@ def validate_image_flags(values: Any) -> None:
     check(bool(values.output_dir), "--output_dir is required")
     if values.eval_only:
         check(bool(values.checkpoint_dir), "--eval_only needs --checkpoint_dir (a run directory)")
+        if values.checkpoint_dir and values.output_dir:
+            check(not _same_path(values.checkpoint_dir, values.output_dir),
+                  "--output_dir must not be the --checkpoint_dir that --eval_only evaluates "
+                  "(it would overwrite the training run's run.json and metrics)")
     if values.eval_on_ood:
         unknown = [n for n in values.ood_dataset if n not in datasets.DATASETS]
         check(bool(values.ood_dataset) and not unknown,
@@ -144,4 +160,8 @@ def validate_image_flags(values: Any) -> None:
             check(replicas is None or batch is None or batch % replicas == 0,
                   f"--{name}={batch} is not divisible by the {replicas} replicas of --strategy={values.strategy}")
     if errors:
-        raise ValueError("invalid flags:\n  " + "\n  ".join(errors))
+        raise InvalidFlagsError("invalid flags:\n  " + "\n  ".join(errors))
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)

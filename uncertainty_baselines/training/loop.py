@@ -13,7 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-TrainFn = Callable[[Iterator, int], dict[str, float]]
+from uncertainty_baselines.training import method as method_lib
+
+TrainFn = Callable[[Iterator, int], dict[str, Any]]
 
 
 def enable_determinism(seed: int) -> None:
@@ -23,15 +25,22 @@ def enable_determinism(seed: int) -> None:
 
 
 def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                  strategy: tf.distribute.Strategy, global_batch_size: int) -> TrainFn:
+                  strategy: tf.distribute.Strategy, global_batch_size: int, *,
+                  loss: method_lib.LossFn = method_lib.member_cross_entropy,
+                  extra_losses: method_lib.ExtraLossFn = method_lib.regularization_losses,
+                  format_batch: method_lib.BatchFormatter | None = None,
+                  seed: int = 0) -> TrainFn:
     """A function running `num_steps` training steps from a distributed iterator.
 
-    Each step minimises mean cross-entropy over the global batch plus the model's
-    regularisation losses (L2 as a loss term): every replica divides its summed
-    cross-entropy by the global batch and its L2 by the number of replicas, and the
-    optimizer sums gradients across replicas, so the update does not depend on how the
-    global batch is split. Returns host floats: summed cross-entropy `ce_sum`, the last
-    step's `l2`, `correct` top-1 predictions and `examples` seen.
+    Each step minimises the mean of `loss` (per example, over an optional member axis)
+    over the global batch plus the named `extra_losses` terms (L2 as a loss term by
+    default): every replica divides its summed loss by the global batch and its terms by
+    the number of replicas, and the optimizer sums gradients across replicas, so the
+    update does not depend on how the global batch is split. `format_batch` reshapes each
+    replica's batch first, seeded statelessly from (`seed`, optimizer step, replica), so a
+    resumed run formats exactly as an uninterrupted one. Returns host floats: `loss_sum`,
+    `correct` top-1 predictions (of the members' mean probability), `examples`, and
+    `terms`, the last step's value of each extra term.
     """
     replicas = strategy.num_replicas_in_sync
     if not optimizer.built:  # Create slot variables now: not inside the traced loop.
@@ -39,52 +48,78 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             optimizer.build(model.trainable_variables)
 
     def step(batch):
+        if format_batch is not None:
+            step_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(optimizer.iterations, tf.int64)])
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            batch = format_batch(batch, tf.random.experimental.stateless_fold_in(step_seed, replica))
         labels = tf.cast(batch["labels"], tf.int32)
         with tf.GradientTape() as tape:
             logits = model(batch["features"], training=True)
-            ce = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            ce_sum = tf.reduce_sum(ce)
-            l2 = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
-            loss = ce_sum / global_batch_size + l2 / replicas
-        grads = tape.gradient(loss, model.trainable_variables)
+            loss_sum = tf.reduce_sum(loss(labels, logits))
+            terms = dict(extra_losses(model))
+            total = loss_sum / global_batch_size
+            if terms:
+                total += tf.add_n(list(terms.values())) / replicas
+        grads = tape.gradient(total, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
-        return ce_sum, l2, correct, tf.cast(tf.shape(labels)[0], tf.float32)
+        return loss_sum, terms, correct_predictions(labels, logits), tf.cast(tf.shape(labels)[0], tf.float32)
 
     @tf.function
     def train_steps(iterator, num_steps):
-        ce_sum = tf.constant(0.0)
-        correct = tf.constant(0.0)
-        examples = tf.constant(0.0)
-        l2 = tf.constant(0.0)
+        loss_sum, correct, examples = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+        terms = {name: tf.constant(0.0) for name in term_names}
         for _ in tf.range(num_steps):
             out = strategy.run(step, args=(next(iterator),))
-            ce_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, out[0], axis=None)
-            l2 = strategy.reduce(tf.distribute.ReduceOp.MEAN, out[1], axis=None)
+            loss_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, out[0], axis=None)
+            terms = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out[1].items()}
             correct += strategy.reduce(tf.distribute.ReduceOp.SUM, out[2], axis=None)
             examples += strategy.reduce(tf.distribute.ReduceOp.SUM, out[3], axis=None)
-        return {"ce_sum": ce_sum, "l2": l2, "correct": correct, "examples": examples}
+        return {"loss_sum": loss_sum, "correct": correct, "examples": examples, "terms": terms}
 
-    def run(iterator: Iterator, num_steps: int) -> dict[str, float]:
+    term_names = tuple(extra_losses(model))  # Known before tracing: the loop carries them.
+
+    def run(iterator: Iterator, num_steps: int) -> dict[str, Any]:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         out = train_steps(iterator, tf.constant(num_steps, tf.int32))
-        return {k: float(v) for k, v in out.items()}
+        return {"loss_sum": float(out["loss_sum"]), "correct": float(out["correct"]),
+                "examples": float(out["examples"]), "terms": {k: float(v) for k, v in out["terms"].items()}}
 
     return run
 
 
-def make_predict_fn(model: keras.Model, strategy: tf.distribute.Strategy) -> Callable[[Any], dict[str, np.ndarray]]:
+def correct_predictions(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Number of correct top-1 predictions; with a member axis, of the members' mean
+    probability (labels [B]) or of each member against its own label (labels [B, M])."""
+    if logits.shape.rank == 3:
+        probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        if labels.shape.rank == 2:
+            hits = tf.equal(tf.argmax(probs, -1, output_type=tf.int32), labels)
+            return tf.reduce_sum(tf.reduce_mean(tf.cast(hits, tf.float32), axis=1))
+        logits = tf.reduce_mean(probs, axis=1)
+    hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels)
+    return tf.reduce_sum(tf.cast(hits, tf.float32))
+
+
+def make_predict_fn(model: keras.Model, strategy: tf.distribute.Strategy,
+                    predict: method_lib.PredictFn = method_lib.single_pass
+                    ) -> Callable[[Any], dict[str, np.ndarray]]:
     """A function mapping one (distributed) evaluation batch to host arrays.
 
-    The result holds `probs` (softmax of the logits, eval mode) and every other element
-    key of the batch (`labels`, `id`, `mask`, ...) concatenated over replicas in order.
+    The result holds `logits` ([B, K], or [B, M, K] when `predict` returns a member
+    axis), `probs` (softmax, eval mode; the members' mean with a member axis), with a
+    member axis also `member_probs` [B, M, K], and every other element key of the batch
+    (`labels`, `id`, `mask`, ...), concatenated over replicas in order.
     """
 
     def replica_fn(batch):
-        logits = model(batch["features"], training=False)
+        logits = tf.cast(predict(model, batch["features"]), tf.float32)
         out = {k: v for k, v in batch.items() if k != "features"}
-        out["probs"] = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        out["logits"] = logits
+        out["probs"] = tf.nn.softmax(logits, axis=-1)
+        if logits.shape.rank == 3:
+            out["member_probs"] = out["probs"]
+            out["probs"] = tf.reduce_mean(out["member_probs"], axis=1)
         return out
 
     @tf.function

@@ -1,0 +1,78 @@
+"""The seams a method plugs into the shared image-classification run.
+
+A baseline is the deterministic run with a few small functions replaced, each with a
+default that gives the deterministic baseline (the shape of torch-uncertainty's model
+wrapper with a member axis, batch formatter and loss, plus extra loss terms, an epoch
+hook and OOD score kinds). Logits have shape [B, K], or [B, M, K] with a member axis (M
+heads, M stochastic passes, M fast-weight members); labels [B], or [B, M] when each
+member has its own (MIMO). All functions run inside the compiled TensorFlow step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+Batch = dict[str, tf.Tensor]
+# (values, data) -> {"name": registry name, "kwargs": JSON kwargs} for ub.models.get.
+ModelSpecFn = Callable[[Any, Any], dict[str, Any]]
+# (batch, seed) -> batch: seed is a stateless [2] int32 seed from (run seed, step, replica).
+BatchFormatter = Callable[[Batch, tf.Tensor], Batch]
+# (labels, logits) -> per-example loss [B] (summed over the batch, divided by the global batch).
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+# (model) -> named scalar loss terms added to the loss and reported as train/<name>.
+ExtraLossFn = Callable[[keras.Model], Mapping[str, tf.Tensor]]
+# (model, features) -> logits [B, K] or [B, M, K] in evaluation.
+PredictFn = Callable[[keras.Model, tf.Tensor], tf.Tensor]
+# (model, epoch) -> None, before the epoch's first step (epoch counts from 0).
+EpochHook = Callable[[keras.Model, int], None]
+
+
+def member_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Softmax cross-entropy per example, averaged over the member axis when there is one."""
+    labels = tf.cast(labels, tf.int32)
+    if logits.shape.rank == 3 and labels.shape.rank == 1:
+        labels = tf.repeat(labels[:, None], tf.shape(logits)[1], axis=1)
+    ce = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return tf.reduce_mean(ce, axis=1) if logits.shape.rank == 3 else ce
+
+
+def regularization_losses(model: keras.Model) -> dict[str, tf.Tensor]:
+    """The model's own penalty terms (the kernel regularisers' L2) as one term `l2`."""
+    return {"l2": tf.add_n(model.losses) if model.losses else tf.constant(0.0)}
+
+
+def single_pass(model: keras.Model, features: tf.Tensor) -> tf.Tensor:
+    """One deterministic forward pass in evaluation mode."""
+    return model(features, training=False)
+
+
+def no_method_flag_errors(values: Any) -> list[str]:
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """What one baseline changes; every field but `name` has a default.
+
+    `model_spec` names the registry model and its JSON kwargs (needed to run a baseline,
+    see `experiment.run_image_baseline`; recorded so `ub.models.load` can rebuild it).
+    `method_flags` names the script's own flags: they are validated by `validate`
+    (returning messages, empty when fine), recorded in flags.json and run.json, and a
+    restart must repeat them to resume.
+    """
+    name: str
+    model_spec: ModelSpecFn | None = None
+    method_flags: Sequence[str] = ()
+    validate: Callable[[Any], list[str]] = no_method_flag_errors
+    format_batch: BatchFormatter | None = None
+    loss: LossFn = member_cross_entropy
+    extra_losses: ExtraLossFn = regularization_losses
+    predict: PredictFn = single_pass
+    on_epoch_start: EpochHook | None = None
+    ood_scores: Sequence[str] = ("msp",)
+
+
+DETERMINISTIC_SEAMS = Method("deterministic")  # Every seam at its default.
