@@ -13,7 +13,7 @@ import math
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.stacked import glorot_limit
+from uncertainty_baselines.layers.stacked_dense import glorot_limit
 
 
 def inverse_softplus(value: float) -> float:
