@@ -1,8 +1,8 @@
 """Run by test_model_backends.py under KERAS_BACKEND=jax or torch; prints one JSON line.
 
-It runs the sanity command on a tiny Wide ResNet (smoke subset of checks), shows that the
-backend's own gradient and variable checks fail on broken models, and on torch trains the
-model in a plain PyTorch loop.
+It runs the sanity command on a tiny Wide ResNet (smoke subset of checks), builds the
+two-head method model through the registry, shows that the backend's own gradient and
+variable checks fail on broken models, and on torch trains the model in a plain PyTorch loop.
 """
 import json
 import pathlib
@@ -18,6 +18,17 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from sanity_models import ScaleWithFrozenOrUnusedWeight, SubtractBatchMean, mlp_with  # noqa: E402
 
 SMOKE_CHECKS = "initial_loss,trainable_variables_change,batch_independence,determinism"
+
+
+def two_head_logits_shape() -> list[int]:
+    """Shape of the registered two-head Wide ResNet's logits for two 8x8 images."""
+    ub.models.register("two_head_wide_resnet", "method_models:two_head_wide_resnet")
+    model = ub.models.get("two_head_wide_resnet", input_shape=[8, 8, 3], depth=10,
+                          width_multiplier=1, num_classes=4)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    logits = keras.ops.convert_to_numpy(model(x, training=False))
+    assert np.isfinite(logits).all()
+    return list(logits.shape)
 
 
 def passed(layer_factory, check: str, x, y) -> bool:
@@ -52,6 +63,8 @@ def main() -> None:
     x, y = rng.standard_normal((8, 8)).astype(np.float32), rng.integers(3, size=8)
     result = {
         "backend": keras.backend.backend(),
+        "package": str(pathlib.Path(ub.__file__).parent),
+        "two_head_logits_shape": two_head_logits_shape(),
         "cli_status": sanity.main(["--model", "wide_resnet", "--depth", "10", "--width", "1",
                                    "--input_shape", "8,8,3", "--batch", "8",
                                    "--checks", SMOKE_CHECKS]),

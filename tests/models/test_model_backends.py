@@ -8,10 +8,14 @@ import sys
 import pytest
 
 PROBE = pathlib.Path(__file__).with_name("backend_probe.py")
+REPO_ROOT = PROBE.parents[2]
 
 
 def run_probe(backend: str) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The repo first on the path: the probe tests this checkout, whatever is installed.
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": path}
     out = subprocess.run([sys.executable, str(PROBE)], env=env, capture_output=True,
                          text=True, timeout=500)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -26,6 +30,14 @@ def probe(request):
 
 def test_wide_resnet_passes_the_smoke_checks(probe):
     assert probe["cli_status"] == 0
+
+
+def test_probe_tests_this_checkout(probe):
+    assert probe["package"] == str(REPO_ROOT / "uncertainty_baselines")
+
+
+def test_two_head_method_model_runs(probe):
+    assert probe["two_head_logits_shape"] == [2, 2, 4]
 
 
 def test_backend_gradient_and_variable_checks_can_fail(probe):

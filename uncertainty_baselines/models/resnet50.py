@@ -7,24 +7,36 @@ from N(0, 0.01^2), as in the reference, so the initial loss is about log(K) alth
 residual stream grows through the 16 blocks (with He-normal it starts near 2.6 log K).
 The last BatchNorm of each block starts at gamma = 1 (not the zero-init variant, under
 which the residual branches receive no gradient on the first step). Keras layers only,
-so it runs on TF, JAX and torch.
+so it runs on TF, JAX and torch. As in the Wide ResNet, a method swaps the `conv` and
+`head` factories (see models/common.py).
 """
 from collections.abc import Sequence
 
 import keras
 
-from uncertainty_baselines.models.common import batch_norm, initializer_stream, l2_regularizer
+from uncertainty_baselines.models.common import (
+    ConvFactory, HeadFactory, Init, batch_norm, conv2d, initializer_stream, l2_regularizer)
 
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # (filters, blocks, stride)
 EXPANSION = 4
 
 
+def small_normal_head(num_classes: int, kernel_l2: float, bias_l2: float,
+                      init: Init) -> keras.layers.Dense:
+    """The default ResNet-50 head: a Dense layer whose kernel starts from N(0, 0.01^2)."""
+    return keras.layers.Dense(
+        num_classes, kernel_initializer=init(keras.initializers.RandomNormal, stddev=0.01),
+        kernel_regularizer=l2_regularizer(kernel_l2), bias_regularizer=l2_regularizer(bias_l2))
+
+
 def resnet50(input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 1000,
-             l2: float = 0.0, seed: int = 0) -> keras.Model:
+             l2: float = 0.0, seed: int = 0, *, conv: ConvFactory = conv2d,
+             head: HeadFactory = small_normal_head) -> keras.Model:
     """Builds ResNet-50 mapping images (H, W, C), channels last, to `num_classes` logits.
 
     `l2` is the L2 coefficient (a loss term) on every weight; the initial weights are a
-    deterministic function of `seed`.
+    deterministic function of `seed`. `conv` builds every convolution (in graph order) and
+    `head` the output layer on the pooled features.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -32,34 +44,29 @@ def resnet50(input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 1000
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
     init = initializer_stream(seed)
 
-    def conv(filters: int, kernel_size: int, strides: int, padding: str = "same"):
-        return keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-            kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2))
+    def conv_l2(filters: int, kernel_size: int, strides: int, padding: str = "same"):
+        return conv(filters, kernel_size, strides, l2, init, padding=padding)
 
     def bn_relu(x):
         return keras.layers.Activation("relu")(batch_norm(l2)(x))
 
     def bottleneck(x, filters: int, strides: int):
-        y = bn_relu(conv(filters, 1, 1)(x))
-        y = bn_relu(conv(filters, 3, strides)(y))
-        y = batch_norm(l2)(conv(filters * EXPANSION, 1, 1)(y))
+        y = bn_relu(conv_l2(filters, 1, 1)(x))
+        y = bn_relu(conv_l2(filters, 3, strides)(y))
+        y = batch_norm(l2)(conv_l2(filters * EXPANSION, 1, 1)(y))
         shortcut = x
         if strides != 1 or x.shape[-1] != filters * EXPANSION:
-            shortcut = batch_norm(l2)(conv(filters * EXPANSION, 1, strides)(x))
+            shortcut = batch_norm(l2)(conv_l2(filters * EXPANSION, 1, strides)(x))
         return keras.layers.Activation("relu")(keras.layers.Add()([shortcut, y]))
 
     inputs = keras.Input(shape=tuple(input_shape))
     x = keras.layers.ZeroPadding2D(3)(inputs)
-    x = bn_relu(conv(64, 7, 2, padding="valid")(x))
+    x = bn_relu(conv_l2(64, 7, 2, padding="valid")(x))
     x = keras.layers.ZeroPadding2D(1)(x)
     x = keras.layers.MaxPooling2D(3, strides=2)(x)
     for filters, num_blocks, strides in STAGES:
         for block in range(num_blocks):
             x = bottleneck(x, filters, strides if block == 0 else 1)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    logits = keras.layers.Dense(
-        num_classes, kernel_initializer=init(keras.initializers.RandomNormal, stddev=0.01),
-        kernel_regularizer=l2_regularizer(l2),
-        bias_regularizer=l2_regularizer(l2))(x)
+    logits = head(num_classes, l2, l2, init)(x)
     return keras.Model(inputs, logits, name="resnet50")

@@ -5,12 +5,19 @@ filters at strides 1, 2, 2), BatchNorm epsilon 1e-5 and momentum 0.9, He-normal 
 no conv biases, global average pooling and a dense layer producing logits. The shortcut
 takes the block's raw input (identity, or a 1x1 conv when the shape changes), as the
 reference does. Written against Keras layers only, so it runs on TF, JAX and torch.
+
+A method changes the network through layer factories rather than flags: `conv` builds
+every convolution, `head` the output layer, and `branch` runs inside each residual branch
+between its two convolutions (after the second BN-ReLU, where the WRN paper puts dropout).
+The defaults build the plain WRN.
 """
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 
-from uncertainty_baselines.models.common import batch_norm, initializer_stream, l2_regularizer
+from uncertainty_baselines.models.common import (
+    ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
+    initializer_stream)
 
 # The groups whose L2 coefficient can be set separately (reference hyperparameter names).
 L2_GROUPS = ("input_conv", "group_1_conv", "group_2_conv", "group_3_conv", "bn",
@@ -26,28 +33,29 @@ def l2_coefficients(l2: float, overrides: Mapping[str, float] | None = None) -> 
     return {group: float(overrides.get(group, l2)) for group in L2_GROUPS}
 
 
-def _conv(filters: int, kernel_size: int, strides: int, l2: float,
-          init: Callable[[], keras.initializers.Initializer]) -> keras.layers.Conv2D:
-    return keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding="same", use_bias=False,
-        kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2))
+def identity(x: keras.KerasTensor) -> keras.KerasTensor:
+    """The default `branch`: leaves the residual branch unchanged (adds no layer)."""
+    return x
 
 
-def _block(x, filters: int, strides: int, conv_l2: float, bn_l2: float, init):
-    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus the shortcut."""
+def _block(x, filters: int, strides: int, conv_l2: float, bn_l2: float, init: Init,
+           conv: ConvFactory, branch: TensorFn):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-branch-conv3x3 plus the shortcut."""
     y = keras.layers.Activation("relu")(batch_norm(bn_l2)(x))
-    y = _conv(filters, 3, strides, conv_l2, init)(y)
-    y = keras.layers.Activation("relu")(batch_norm(bn_l2)(y))
-    y = _conv(filters, 3, 1, conv_l2, init)(y)
+    y = conv(filters, 3, strides, conv_l2, init)(y)
+    y = branch(keras.layers.Activation("relu")(batch_norm(bn_l2)(y)))
+    y = conv(filters, 3, 1, conv_l2, init)(y)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv(filters, 1, strides, conv_l2, init)(x)
+        shortcut = conv(filters, 1, strides, conv_l2, init)(x)
     return keras.layers.Add()([shortcut, y])
 
 
 def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
                 num_classes: int, l2: float = 0.0, seed: int = 0,
-                l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
+                l2_overrides: Mapping[str, float] | None = None, *,
+                conv: ConvFactory = conv2d, head: HeadFactory = dense_head,
+                branch: TensorFn = identity) -> keras.Model:
     """Builds WRN-`depth`-`width_multiplier` mapping images (H, W, C) to `num_classes` logits.
 
     Args:
@@ -58,6 +66,10 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
       l2: L2 coefficient (a loss term) for every weight group; 0 turns it off.
       seed: the initial weights are a deterministic function of this seed.
       l2_overrides: per-group coefficients overriding `l2`, keys from `L2_GROUPS`.
+      conv: builds every convolution (stem, block and 1x1 shortcut convs, in that order).
+      head: builds the output layer on the pooled features, with the `dense_kernel` and
+        `dense_bias` L2 coefficients.
+      branch: applied once per block to the residual branch between its two convs.
     """
     if depth < 10 or (depth - 4) % 6:
         raise ValueError(f"depth must be 6n+4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
@@ -72,15 +84,12 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
     num_blocks = (depth - 4) // 6
 
     inputs = keras.Input(shape=tuple(input_shape))
-    x = _conv(16, 3, 1, coeff["input_conv"], init)(inputs)
+    x = conv(16, 3, 1, coeff["input_conv"], init)(inputs)
     for group, (filters, strides) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
         for block in range(num_blocks):
             x = _block(x, filters * width_multiplier, strides if block == 0 else 1,
-                       coeff[f"group_{group}_conv"], coeff["bn"], init)
+                       coeff[f"group_{group}_conv"], coeff["bn"], init, conv, branch)
     x = keras.layers.Activation("relu")(batch_norm(coeff["bn"])(x))
     x = keras.layers.GlobalAveragePooling2D()(x)
-    logits = keras.layers.Dense(
-        num_classes, kernel_initializer=init(),
-        kernel_regularizer=l2_regularizer(coeff["dense_kernel"]),
-        bias_regularizer=l2_regularizer(coeff["dense_bias"]))(x)
+    logits = head(num_classes, coeff["dense_kernel"], coeff["dense_bias"], init)(x)
     return keras.Model(inputs, logits, name=f"wide_resnet_{depth}_{width_multiplier}")
