@@ -8,11 +8,13 @@ import pytest
 PROGRAM = """
 import numpy as np, keras
 from uncertainty_baselines.layers import MCDropout
-from uncertainty_baselines.models.mlp import mlp
+from uncertainty_baselines.models.mlp import mlp_gaussian, mlp_variational_gaussian
 x = np.ones((3, 4, 5), "float32")
-for kwargs in ({}, {"dropout_rate": [0.1, 0.2, 0.3]}, {"variational": True}):
-    out = keras.ops.convert_to_numpy(mlp(5, 1, num_members=3, gaussian_head=True, **kwargs)(x))
-    assert out.shape == (3, 4, 2) and (out[..., 1] > 0).all(), kwargs
+for model in (mlp_gaussian(5, num_members=3),
+              mlp_gaussian(5, num_members=3, dropout_rate=[0.1, 0.2, 0.3]),
+              mlp_variational_gaussian(5, num_members=3)):
+    out = keras.ops.convert_to_numpy(model(x))
+    assert out.shape == (3, 4, 2) and (out[..., 1] > 0).all(), model.layers
 layer = MCDropout(0.5, seed=0)
 a, b = (keras.ops.convert_to_numpy(layer(x, training=False)) for _ in range(2))
 assert not np.array_equal(a, b)  # still sampling at inference
