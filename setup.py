@@ -16,7 +16,7 @@ setup(
         "numpy>=2",
         "scipy",
         "pillow",
-        "matplotlib",  # the inspect command's example grids
+        "matplotlib",  # the overview command's example grids
     ],
     extras_require={
         "jax": ["jax", "flax", "optax"],
