@@ -13,6 +13,8 @@ MODELS: dict[str, str | Callable] = {
     "wide_resnet": "uncertainty_baselines.models.wide_resnet:wide_resnet",
     "resnet50": "uncertainty_baselines.models.resnet50:resnet50",
     "mlp": "uncertainty_baselines.models.mlp:mlp",
+    "mlp_gaussian": "uncertainty_baselines.models.mlp:mlp_gaussian",
+    "mlp_variational_gaussian": "uncertainty_baselines.models.mlp:mlp_variational_gaussian",
 }
 
 
