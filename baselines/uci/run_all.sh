@@ -4,7 +4,7 @@
 # heavy jobs on a shared machine don't overlap: MC dropout everywhere, and a large set's
 # methods inside one lock (the published comparisons, ensemble and dropout, on every large
 # set first). Finished runs (run.json present) are skipped, so it can be re-run to resume.
-#   baselines/uci/run_all.sh [RUNS_DIR] [DATA_DIR]
+#   baselines/uci/run_all.sh [RUNS_DIR] [DATA_DIR]   (DATA_DIR default: $UB_DATA_DIR)
 #   (internal: run_all.sh --locked RUNS_DIR DATA_DIR DATASET METHOD... runs those methods)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,7 +33,7 @@ if [ "${1:-}" = --locked ]; then
   exit 0
 fi
 RUNS_DIR=${1:-runs/uci}
-DATA_DIR=${2:-../shared/data}
+DATA_DIR=${2:-${UB_DATA_DIR:?pass DATA_DIR (the folder holding uci/<folder>, e.g. ../shared/data) or set UB_DATA_DIR}}
 for dataset in $SMALL; do
   for method in $METHODS; do
     if [ "$method" = dropout ]; then run "$method" "$dataset" $LOCK; else run "$method" "$dataset"; fi

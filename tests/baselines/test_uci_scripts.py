@@ -21,13 +21,19 @@ KEYS = [f"test/{m}{s}" for m in ("log_likelihood", "rmse", "crps", "interval_cov
                                  "interval_width_95") for s in ("", "_se")]
 
 
+MODELS = {"deterministic": "mlp_gaussian", "ensemble": "mlp_gaussian", "dropout": "mlp",
+          "variational_inference": "mlp_variational_gaussian"}
+
+
 def run(script: str, output_dir: pathlib.Path, data_dir: pathlib.Path, *extra: str):
+    """The script of this checkout (PYTHONPATH: whatever package is installed) on two splits."""
     return subprocess.run(
         [sys.executable, str(REPO / "baselines" / "uci" / f"{script}.py"),
          "--dataset=uci_boston_housing", "--split=0,3", f"--data_dir={data_dir}",
          f"--output_dir={output_dir}", *extra],
         capture_output=True, text=True, timeout=300,
-        env={**os.environ, "KERAS_BACKEND": "tensorflow", "UB_NUM_LOGICAL_CPUS": "1"})
+        env={**os.environ, "KERAS_BACKEND": "tensorflow", "UB_NUM_LOGICAL_CPUS": "1",
+             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
 
 
 @pytest.mark.integration
@@ -47,6 +53,7 @@ def test_script_writes_run_record_and_per_split_metrics(script, shared_data, tmp
     lines = [json.loads(line) for line in
              (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [line["split"] for line in lines] == [0, 3]
+    assert record["model"]["name"] == MODELS[script]
     model = ub.models.load(tmp_path / "run")  # the trained stack, from its checkpoint
     members = record["model"]["kwargs"]["num_members"]  # splits x ensemble members
     assert members == (6 if script == "ensemble" else 2)

@@ -84,6 +84,31 @@ def test_missing_data_and_bad_indices_are_reported(tmp_path):
         uci.load_split("uci_yacht", 0, tmp_path)
 
 
+def test_data_dir_is_the_argument_else_ub_data_dir(tmp_path, monkeypatch):
+    write_fixture(tmp_path / "env")
+    write_fixture(tmp_path / "arg")
+    monkeypatch.setenv("UB_DATA_DIR", str(tmp_path / "env"))
+    assert uci.dataset_dir("uci_yacht") == tmp_path / "env" / "uci" / "yacht"
+    assert uci.dataset_dir("uci_yacht", tmp_path / "arg") == tmp_path / "arg" / "uci" / "yacht"
+    assert len(uci.load_splits("uci_yacht")) == 2
+    monkeypatch.setenv("UB_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match=r"nowhere/uci/yacht/data\.txt \(from UB_DATA_DIR\) "
+                                         "does not exist"):
+        uci.read_settings("uci_yacht")
+    monkeypatch.delenv("UB_DATA_DIR")
+    with pytest.raises(ValueError, match=r"No data folder.*pass data_dir \(--data_dir.*uci/yacht"
+                                         ".*or set UB_DATA_DIR"):
+        uci.load_splits("uci_yacht")
+
+
+def test_fingerprint_covers_the_data_and_the_splits_used(tmp_path):
+    folder = write_fixture(tmp_path)
+    first = uci.fingerprint("uci_yacht", tmp_path, [0])
+    assert uci.fingerprint("uci_yacht", tmp_path, [1]) != first
+    (folder / "index_test_0.txt").write_text((folder / "index_test_0.txt").read_text() + "5\n")
+    assert uci.fingerprint("uci_yacht", tmp_path, [0]) != first
+
+
 def test_prepare_validates_then_copies(tmp_path):
     write_fixture(tmp_path / "source")
     target = uci.prepare("uci_yacht", tmp_path / "source", tmp_path / "data")

@@ -7,7 +7,8 @@ The files follow the layout of the MC-dropout and deep-ensembles papers
 ``n_splits.txt`` and the papers' settings (``n_hidden.txt``, ``n_epochs.txt``,
 ``tau_values.txt``, ``dropout_rates.txt``). ``../shared/data`` already has this layout,
 so it can be passed as ``data_dir`` directly; ``prepare`` validates a source folder and
-copies it into ``data_dir`` atomically.
+copies it into ``data_dir`` atomically. As everywhere in the library, ``data_dir=None``
+means ``$UB_DATA_DIR``.
 
 ``UCIDataset`` serves a split through the suite's tf.data pipeline; the baselines, which
 train every split at once, use the NumPy loaders (``load_splits``) directly.
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from uncertainty_baselines.datasets.base import (BaseDataset, DataNotFoundError, Example,
                                                  prepare_command, resolve_data_dir)
+from uncertainty_baselines.runs import run_record
 
 FOLDERS: dict[str, str] = {
     "uci_boston_housing": "bostonHousing",
@@ -79,13 +81,23 @@ def _check_name(name: str) -> str:
     return FOLDERS[name]
 
 
-def dataset_dir(name: str, data_dir: str | os.PathLike) -> pathlib.Path:
-    """The folder ``<data_dir>/uci/<folder>`` of dataset ``name``; ValueError if absent."""
-    path = pathlib.Path(data_dir) / "uci" / _check_name(name)
-    if not (path / "data.txt").is_file():
+def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> pathlib.Path:
+    """The folder ``<data_dir>/uci/<folder>`` of dataset ``name`` (``data_dir`` None:
+    ``$UB_DATA_DIR``); ValueError saying what to pass if neither is given or it is absent."""
+    folder = _check_name(name)
+    resolved = resolve_data_dir(data_dir)
+    if resolved is None:
         raise ValueError(
-            f"UCI dataset {name!r} not found: {path / 'data.txt'} does not exist. Pass the "
-            "data_dir that contains uci/<folder> (e.g. ../shared/data) or run prepare().")
+            f"No data folder for UCI dataset {name!r}: pass data_dir (--data_dir in the "
+            f"baselines), the folder that contains uci/{folder} (e.g. ../shared/data), or "
+            "set UB_DATA_DIR.")
+    path = pathlib.Path(resolved) / "uci" / folder
+    if not (path / "data.txt").is_file():
+        source = "" if data_dir else " (from UB_DATA_DIR)"
+        raise ValueError(
+            f"UCI dataset {name!r} not found: {path / 'data.txt'}{source} does not exist. "
+            "Pass the data_dir that contains uci/<folder> (e.g. ../shared/data) or run "
+            "prepare().")
     return path
 
 
@@ -146,12 +158,13 @@ def _split_at(path: pathlib.Path, split_index: int, n_splits: int,
     return train, test
 
 
-def read_settings(name: str, data_dir: str | os.PathLike) -> Settings:
+def read_settings(name: str, data_dir: str | os.PathLike | None = None) -> Settings:
     """The papers' settings for ``name`` (number of splits, hidden units, epochs, grids)."""
     return _settings_at(dataset_dir(name, data_dir))
 
 
-def read_data(name: str, data_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_data(name: str,
+              data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All rows of ``name`` in original units: features [N, D] and targets [N]."""
     return _data_at(dataset_dir(name, data_dir))
 
@@ -173,7 +186,8 @@ def standardise(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> Split:
                  x_mean, x_std, y_mean, y_std)
 
 
-def load_splits(name: str, data_dir: str | os.PathLike, split_indices: Sequence[int] | None = None,
+def load_splits(name: str, data_dir: str | os.PathLike | None = None,
+                split_indices: Sequence[int] | None = None,
                 validation_percent: float = 0.0) -> list[Split]:
     """Standardised splits of ``name`` (all of them when ``split_indices`` is None).
 
@@ -196,10 +210,19 @@ def load_splits(name: str, data_dir: str | os.PathLike, split_indices: Sequence[
     return splits
 
 
-def load_split(name: str, split_index: int, data_dir: str | os.PathLike,
+def load_split(name: str, split_index: int, data_dir: str | os.PathLike | None = None,
                validation_percent: float = 0.0) -> Split:
     """Standardised split ``split_index`` of ``name`` (see ``load_splits``)."""
     return load_splits(name, data_dir, [split_index], validation_percent)[0]
+
+
+def fingerprint(name: str, data_dir: str | os.PathLike | None,
+                split_indices: Sequence[int]) -> str:
+    """sha256 over the data file and the index files of the splits used, for the run record."""
+    path = dataset_dir(name, data_dir)
+    files = ["data.txt", "index_features.txt", "index_target.txt"] + [
+        f"index_{part}_{k}.txt" for k in split_indices for part in ("train", "test")]
+    return run_record.fingerprint(*[(path / f).read_bytes() for f in files])
 
 
 def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike) -> pathlib.Path:

@@ -27,6 +27,13 @@ LOG_2PI = math.log(2 * math.pi)
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
+def require_tensorflow_backend() -> None:
+    """Training here uses tf.GradientTape; fail early, before a run starts, on another backend."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"stacked training needs the TensorFlow backend; got "
+                           f"KERAS_BACKEND={keras.backend.backend()!r}.")
+
+
 def gaussian_nll_loss(y: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
     """Mean Gaussian NLL per member from a GaussianHead output [M, B, 2]."""
     mean, scale = outputs[..., 0], outputs[..., 1]
