@@ -75,9 +75,9 @@ class Selection:
 def stack(splits: Sequence[uci.Split], field: str) -> np.ndarray:
     """One field of every split stacked on a leading axis (splits have equal sizes)."""
     arrays = [getattr(s, field) for s in splits]
-    if len({a.shape for a in arrays}) != 1:
-        raise ValueError(f"splits have different {field} shapes {sorted({a.shape for a in arrays})}; "
-                         "train them separately.")
+    shapes = sorted({a.shape for a in arrays})
+    if len(shapes) != 1:
+        raise ValueError(f"splits have different {field} shapes {shapes}; train them separately.")
     return np.stack(arrays)
 
 
