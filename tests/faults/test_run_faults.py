@@ -152,7 +152,7 @@ def test_full_disk_keeps_the_previous_checkpoint_and_record(tmp_path):
 
 def image_config(**overrides):
     values = dict(dataset="cifar10", train_epochs=1, batch_size=8, eval_batch_size=None, train_examples=None,
-                  base_learning_rate=0.1, lr_warmup_epochs=1, lr_decay_ratio=0.2, momentum=0.9, l2=0.0,
+                  base_learning_rate=0.1, lr_schedule="step", lr_warmup_epochs=1, lr_decay_ratio=0.2, momentum=0.9, l2=0.0,
                   lr_decay_epochs=["0.5"], checkpoint_interval=1, keep_checkpoints=1, corruptions_interval=0,
                   steps_per_loop=1, output_dir="/tmp/x", eval_only=False, checkpoint_dir=None, eval_on_ood=False,
                   ood_dataset=[], severities=["1"], strategy="cpu", num_cores=None)

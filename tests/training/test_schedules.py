@@ -49,3 +49,18 @@ def test_scaled_learning_rate_and_bad_values():
 def test_nesterov_sgd_has_no_decoupled_decay():
     opt = schedules.nesterov_sgd(0.1)
     assert opt.nesterov and opt.momentum == 0.9 and opt.weight_decay is None
+
+
+def test_cosine_schedule_hand_values():
+    # 4 epochs of 10 steps at batch 256: peak 0.2, 5 warm-up steps, cosine over steps 5..40.
+    s = schedules.image_schedule(base_learning_rate=0.1, global_batch_size=256, steps_per_epoch=10,
+                                 train_epochs=4, warmup_epochs=0.5, decay_fractions=[], decay_ratio=1.0,
+                                 kind="cosine")
+    got = lrs(s, [0, 4, 5, 22.5, 40, 45])
+    np.testing.assert_allclose(got, [0.04, 0.2, 0.2, 0.1, 0.0, 0.0], rtol=1e-6, atol=1e-7)
+    assert lrs(schedules.WarmUpCosine(**s.get_config()), range(41)) == lrs(s, range(41))
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        schedules.image_schedule(base_learning_rate=0.1, global_batch_size=8, steps_per_epoch=1, train_epochs=1,
+                                 warmup_epochs=0, decay_fractions=[], decay_ratio=1.0, kind="linear")
+    with pytest.raises(ValueError, match="warmup_steps < total_steps"):
+        schedules.WarmUpCosine(0.1, 10, 10)

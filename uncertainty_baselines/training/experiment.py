@@ -322,12 +322,12 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
 
 
 def default_optimizer(config: Any, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Nesterov SGD on the reference schedule (warm-up, then decays at fractions of the budget)."""
+    """Nesterov SGD on the --lr_schedule schedule (see training.schedules)."""
     return schedules.nesterov_sgd(schedules.image_schedule(
         base_learning_rate=config.base_learning_rate, global_batch_size=config.batch_size,
         steps_per_epoch=steps_per_epoch, train_epochs=config.train_epochs,
         warmup_epochs=config.lr_warmup_epochs, decay_fractions=config.lr_decay_epochs,
-        decay_ratio=config.lr_decay_ratio), momentum=config.momentum)
+        decay_ratio=config.lr_decay_ratio, kind=config.lr_schedule), momentum=config.momentum)
 
 
 def run_from_flags(flag_values: Any, method: method_lib.Method) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 from absl import flags
 
 from uncertainty_baselines.training.distribution import STRATEGIES
+from uncertainty_baselines.training.schedules import SCHEDULES
 
 # Flags that do not change the result: a restart may change them and still resume.
 RESULT_NEUTRAL_FLAGS = ("output_dir", "overwrite", "data_dir", "download_data", "eval_only",
@@ -43,6 +44,8 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
     flags.DEFINE_float("base_learning_rate", base_learning_rate,
                        "Learning rate per 128 examples; the peak LR is this x batch_size / 128.")
     flags.DEFINE_integer("train_epochs", train_epochs, "Number of training epochs.")
+    flags.DEFINE_enum("lr_schedule", "step", SCHEDULES, "step: the reference warm-up + x"
+                      "--lr_decay_ratio at --lr_decay_epochs; cosine: warm-up + cosine decay to 0.")
     flags.DEFINE_float("lr_warmup_epochs", 1.0, "Epochs of linear learning-rate warm-up.")
     flags.DEFINE_list("lr_decay_epochs", ["0.3", "0.6", "0.8"],
                       "Where the LR decays, as fractions of train_epochs (reference 60/120/160 of 200).")
@@ -117,6 +120,9 @@ def validate_image_flags(values: Any, method_errors: Iterable[str] = ()) -> None
           f"--train_examples ({values.train_examples}) must be at least one batch ({values.batch_size})")
     check(values.base_learning_rate > 0, f"--base_learning_rate must be > 0, got {values.base_learning_rate}")
     check(values.lr_warmup_epochs >= 0, f"--lr_warmup_epochs must be >= 0, got {values.lr_warmup_epochs}")
+    check(values.lr_schedule != "cosine" or values.lr_warmup_epochs < values.train_epochs,
+          f"--lr_warmup_epochs ({values.lr_warmup_epochs}) must be shorter than --train_epochs "
+          f"({values.train_epochs}) with --lr_schedule=cosine")
     check(0 < values.lr_decay_ratio <= 1, f"--lr_decay_ratio must be in (0, 1], got {values.lr_decay_ratio}")
     check(0 <= values.momentum < 1, f"--momentum must be in [0, 1), got {values.momentum}")
     check(values.l2 >= 0, f"--l2 must be >= 0, got {values.l2}")

@@ -1,9 +1,11 @@
-"""Learning-rate schedule and optimizer of the image baselines.
+"""Learning-rate schedules and optimizer of the image baselines.
 
-Linear warm-up, then piecewise-constant decay at epoch boundaries given as fractions of
-the training budget (the reference decays x0.2 at epochs 60/120/160 of 200, i.e. at
-fractions 0.3/0.6/0.8), so a shorter run keeps the same shape. The base learning rate is
-quoted per 128 examples and scales linearly with the global batch.
+`step` (the reference): linear warm-up, then piecewise-constant decay at epoch boundaries
+given as fractions of the training budget (the reference decays x0.2 at epochs
+60/120/160 of 200, i.e. at fractions 0.3/0.6/0.8), so a shorter run keeps the same
+shape. `cosine`: linear warm-up, then cosine decay to zero at the end of the budget; at a
+few epochs it spends far more of the budget near the peak rate and still ends annealed.
+The base learning rate is quoted per 128 examples and scales linearly with the global batch.
 """
 from __future__ import annotations
 
@@ -68,13 +70,51 @@ class WarmUpPiecewiseConstant(keras.optimizers.schedules.LearningRateSchedule):
                 "boundaries": self.boundaries, "decay_ratio": self.decay_ratio}
 
 
+class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = peak * (step + 1) / warmup_steps during warm-up, then
+    peak * (1 + cos(pi * t)) / 2 with t = (step - warmup_steps) / (total_steps - warmup_steps),
+    reaching 0 at `total_steps` (and staying there)."""
+
+    def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int):
+        if peak_learning_rate <= 0 or not 0 <= warmup_steps < total_steps:
+            raise ValueError("need peak_learning_rate > 0 and 0 <= warmup_steps < total_steps, got "
+                             f"{peak_learning_rate}, {warmup_steps}, {total_steps}")
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        t = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
+        decayed = 0.5 * self.peak_learning_rate * (1.0 + ops.cos(math.pi * t))
+        if self.warmup_steps == 0:
+            return decayed
+        warm = self.peak_learning_rate * (step + 1.0) / self.warmup_steps
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self) -> dict:
+        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps}
+
+
+SCHEDULES = ("step", "cosine")
+
+
 def image_schedule(*, base_learning_rate: float, global_batch_size: int, steps_per_epoch: int,
                    train_epochs: int, warmup_epochs: float, decay_fractions: Sequence[float],
-                   decay_ratio: float) -> WarmUpPiecewiseConstant:
-    """The reference image schedule for a run of `train_epochs` at `global_batch_size`."""
+                   decay_ratio: float, kind: str = "step") -> keras.optimizers.schedules.LearningRateSchedule:
+    """The image schedule `kind` (see the module docstring) for `train_epochs` at `global_batch_size`.
+
+    `decay_fractions` and `decay_ratio` are used by `step` only.
+    """
+    peak = scaled_learning_rate(base_learning_rate, global_batch_size)
+    warmup_steps = int(math.ceil(warmup_epochs * steps_per_epoch))
+    if kind == "cosine":
+        return WarmUpCosine(peak, warmup_steps, train_epochs * steps_per_epoch)
+    if kind != "step":
+        raise ValueError(f"unknown schedule {kind!r}; valid: {list(SCHEDULES)}")
     return WarmUpPiecewiseConstant(
-        peak_learning_rate=scaled_learning_rate(base_learning_rate, global_batch_size),
-        warmup_steps=int(math.ceil(warmup_epochs * steps_per_epoch)),
+        peak_learning_rate=peak, warmup_steps=warmup_steps,
         boundaries=decay_boundaries(decay_fractions, train_epochs, steps_per_epoch),
         decay_ratio=decay_ratio)
 
