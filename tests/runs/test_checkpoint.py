@@ -1,6 +1,7 @@
 """Checkpoints: atomic layout, sha256 verification, fallback from a corrupt latest, rotation."""
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -55,12 +56,15 @@ def test_missing_manifest_and_empty_dir(tmp_path):
     assert checkpoint.restore_latest(tmp_path) is None
 
 
-def test_keep_last_and_stale_temporaries(tmp_path):
+def test_keep_last_deletes_only_this_process_temporaries(tmp_path):
     for step in (1, 2, 3, 4):
         checkpoint.save(tmp_path, step, arrays(step), {})
-    (tmp_path / ".tmp-ckpt-000000005-999").mkdir()  # Left by a crash mid-save.
+    (tmp_path / ".tmp-ckpt-000000005-999").mkdir()  # Another process's: maybe a live writer's.
+    (tmp_path / f".tmp-ckpt-000000005-{os.getpid()}").mkdir()  # This process's, left by a failed save.
     deleted = checkpoint.keep_last(tmp_path, 2)
-    assert sorted(p.name for p in deleted) == [".tmp-ckpt-000000005-999", "ckpt-000000001", "ckpt-000000002"]
+    assert sorted(p.name for p in deleted) == [f".tmp-ckpt-000000005-{os.getpid()}", "ckpt-000000001",
+                                               "ckpt-000000002"]
+    assert (tmp_path / ".tmp-ckpt-000000005-999").is_dir()  # runs.lifecycle removes it under the run's lock.
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["ckpt-000000003", "ckpt-000000004"]
     with pytest.raises(ValueError, match="keep must be >= 1"):
         checkpoint.keep_last(tmp_path, 0)
