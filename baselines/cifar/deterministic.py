@@ -19,25 +19,16 @@ from uncertainty_baselines.training import experiment, method
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags()
-flags.DEFINE_integer("depth", 28, "Wide ResNet depth (6n + 4).")
-flags.DEFINE_integer("width", 10, "Wide ResNet width multiplier.")
+ub_flags.define_wide_resnet_flags()
 FLAGS = flags.FLAGS
 
 
-def validate(config) -> list[str]:
-    if (config.depth - 4) % 6 or config.depth < 10 or config.width < 1:
-        return [f"--depth must be 6n+4 >= 10 and --width >= 1, got {config.depth} and {config.width}"]
-    return []
-
-
 def model_spec(config, data) -> dict:
-    return {"name": "wide_resnet", "kwargs": {
-        "input_shape": list(data.input_shape), "depth": config.depth, "width_multiplier": config.width,
-        "num_classes": data.num_classes, "l2": config.l2, "seed": config.seed}}
+    return {"name": "wide_resnet", "kwargs": ub_flags.wide_resnet_kwargs(config, data)}
 
 
-DETERMINISTIC = method.Method("deterministic", model_spec=model_spec, method_flags=("depth", "width"),
-                              validate=validate)
+DETERMINISTIC = method.Method("deterministic", model_spec=model_spec, method_flags=ub_flags.WIDE_RESNET_FLAGS,
+                              validate=ub_flags.wide_resnet_errors)
 
 if __name__ == "__main__":
     app.run(lambda argv: experiment.run_from_flags(FLAGS, DETERMINISTIC))

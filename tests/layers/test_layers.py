@@ -38,6 +38,17 @@ def test_mc_dropout_same_seed_same_masks():
                                       keras.ops.convert_to_numpy(b(x)))
 
 
+def test_filterwise_mc_dropout_drops_whole_feature_maps():
+    x = np.ones((64, 5, 5, 32), np.float32)
+    out = keras.ops.convert_to_numpy(MCDropout(0.5, seed=3, filterwise=True)(x))
+    per_map = out.reshape(64, 25, 32)
+    assert (per_map == per_map[:, :1]).all()  # Each (example, channel) map is all kept or all dropped.
+    assert set(np.unique(out)) == {0.0, 2.0}
+    assert abs((per_map[:, 0] == 0).mean() - 0.5) < 0.05  # 2,048 draws: s.d. ~0.011.
+    with pytest.raises(ValueError, match="one rate"):
+        MCDropout([0.1, 0.2], filterwise=True)
+
+
 @pytest.mark.parametrize("rate", [-0.1, 1.0, [0.2, 1.5], []])
 def test_mc_dropout_rejects_bad_rates(rate):
     with pytest.raises(ValueError, match=r"\[0, 1\)"):

@@ -4,17 +4,7 @@ from collections.abc import Sequence
 
 import keras
 
-from uncertainty_baselines.models.common import HeadFactory, Init, TensorFn, dense_head
-from uncertainty_baselines.models.wide_resnet import wide_resnet
-
-
-def member_head(num_members: int) -> HeadFactory:
-    """A head giving `num_members` sets of logits, [B, num_members, K], from one Dense."""
-    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> TensorFn:
-        dense = dense_head(num_members * num_classes, kernel_l2, bias_l2, init)
-        reshape = keras.layers.Reshape((num_members, num_classes))
-        return lambda x: reshape(dense(x))
-    return head
+from uncertainty_baselines.models.wide_resnet import member_head, wide_resnet
 
 
 def two_head_wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,

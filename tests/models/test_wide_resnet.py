@@ -3,6 +3,8 @@ import keras
 import numpy as np
 import pytest
 
+import uncertainty_baselines as ub
+from uncertainty_baselines.layers import MCDropout
 from uncertainty_baselines.models.wide_resnet import L2_GROUPS, wide_resnet
 
 
@@ -121,3 +123,16 @@ def test_same_seed_same_weights_whatever_the_global_state():
     other = weights(tiny(seed=8))
     kernels = [(a, b) for a, b in zip(first, other) if a.ndim == 4]
     assert all(not np.array_equal(a, b) for a, b in kernels)
+
+
+def test_mc_dropout_wrn_rate_zero_is_the_plain_model_and_passes_differ():
+    x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype(np.float32)
+    kwargs = dict(input_shape=(16, 16, 3), depth=10, width_multiplier=1, num_classes=5, l2=1e-4, seed=3)
+    plain = ub.models.get("wide_resnet", **kwargs)
+    off = ub.models.get("wide_resnet_mc_dropout", **kwargs, dropout_rate=0.0)
+    for a, b in zip(plain.weights, [w for w in off.weights if "seed_generator" not in w.path]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(plain(x, training=False)), np.asarray(off(x, training=False)))
+    on = ub.models.get("wide_resnet_mc_dropout", **kwargs, dropout_rate=0.3, filterwise=True)
+    assert sum(isinstance(l, MCDropout) for l in on.layers) == 3  # One per residual block (1 per group).
+    assert not np.array_equal(np.asarray(on(x, training=False)), np.asarray(on(x, training=False)))

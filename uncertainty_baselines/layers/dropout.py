@@ -14,17 +14,21 @@ class MCDropout(keras.layers.Layer):
 
     ``rate`` is one float, or one float per ensemble member for stacked inputs
     [M, B, ...] (member m uses ``rate[m]``), which lets a dropout-rate grid train as a
-    single vectorised model.
+    single vectorised model. ``filterwise`` drops whole channels (feature maps) per example:
+    one draw per (example, channel), shared over the spatial axes.
     """
 
-    def __init__(self, rate: float | Sequence[float], seed: int = 0, **kwargs):
+    def __init__(self, rate: float | Sequence[float], seed: int = 0, filterwise: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         rates = [rate] if isinstance(rate, (int, float)) else list(rate)
         if not rates or any(not 0.0 <= r < 1.0 for r in rates):
             raise ValueError(f"dropout rate(s) must be in [0, 1), got {rate}.")
         self.rate = rate if isinstance(rate, (int, float)) else tuple(float(r) for r in rate)
+        if filterwise and len(rates) > 1:
+            raise ValueError("filterwise dropout takes one rate, not per-member rates.")
         self._rates = rates
-        self.seed = seed
+        self.seed, self.filterwise = seed, filterwise
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
@@ -35,8 +39,10 @@ class MCDropout(keras.layers.Layer):
     def call(self, inputs, training=None):  # `training` ignored on purpose: always on.
         rate = ops.reshape(ops.convert_to_tensor(self._rates, dtype=inputs.dtype),
                            (-1,) + (1,) * (len(inputs.shape) - 1))
-        uniform = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator,
-                                       dtype=inputs.dtype)
+        shape = ops.shape(inputs)
+        if self.filterwise:  # [B, 1, ..., 1, C]: one draw per example and channel.
+            shape = (shape[0],) + (1,) * (len(inputs.shape) - 2) + (shape[-1],)
+        uniform = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
         keep = ops.cast(uniform >= rate, inputs.dtype)
         return inputs * keep / (1.0 - rate)
 
@@ -44,4 +50,5 @@ class MCDropout(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "filterwise": self.filterwise}

@@ -14,7 +14,9 @@ The defaults build the plain WRN.
 from collections.abc import Mapping, Sequence
 
 import keras
+import numpy as np
 
+from uncertainty_baselines.layers import MCDropout
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
     initializer_stream)
@@ -93,3 +95,42 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
     x = keras.layers.GlobalAveragePooling2D()(x)
     logits = head(num_classes, coeff["dense_kernel"], coeff["dense_bias"], init)(x)
     return keras.Model(inputs, logits, name=f"wide_resnet_{depth}_{width_multiplier}")
+
+
+def mc_dropout_branch(rate: float, seed: int, filterwise: bool = False) -> TensorFn:
+    """A `branch` adding test-time dropout to every residual branch, each layer seeded from
+    (`seed`, block index), separately from the weights' initialiser stream."""
+    rng = np.random.default_rng([seed, 1])
+
+    def branch(x: keras.KerasTensor) -> keras.KerasTensor:
+        return MCDropout(rate, seed=int(rng.integers(2**31 - 1)), filterwise=filterwise)(x)
+    return branch
+
+
+def wide_resnet_mc_dropout(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                           num_classes: int, l2: float = 0.0, seed: int = 0,
+                           dropout_rate: float = 0.1, filterwise: bool = False) -> keras.Model:
+    """WRN with MC dropout (Gal & Ghahramani 2016) on each residual branch, active at test
+    time; with rate 0 it computes exactly the plain WRN of the same seed."""
+    return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
+                       branch=mc_dropout_branch(dropout_rate, seed, filterwise))
+
+
+def member_head(num_members: int) -> HeadFactory:
+    """A head giving `num_members` sets of logits, [B, num_members, K], from one Dense."""
+    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> TensorFn:
+        dense = dense_head(num_members * num_classes, kernel_l2, bias_l2, init)
+        reshape = keras.layers.Reshape((num_members, num_classes))
+        return lambda x: reshape(dense(x))
+    return head
+
+
+def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                     num_classes: int, l2: float = 0.0, seed: int = 0, ensemble_size: int = 3) -> keras.Model:
+    """MIMO WRN (Havasi et al. 2021): `ensemble_size` images stacked on the channel axis in,
+    one set of logits per member out, [B, M, K]. `input_shape` is one image's."""
+    if ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+    height, width, channels = input_shape
+    return wide_resnet((height, width, channels * ensemble_size), depth, width_multiplier, num_classes,
+                       l2=l2, seed=seed, head=member_head(ensemble_size))

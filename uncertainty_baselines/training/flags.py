@@ -27,6 +27,7 @@ class InvalidFlagsError(ValueError):
 
 def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, batch_size: int = 128,
                        base_learning_rate: float = 0.1, l2: float = 2e-4,
+                       lr_decay_epochs: tuple[float, ...] = (0.3, 0.6, 0.8),
                        ood_dataset: tuple[str, ...] = ("cifar100", "svhn_cropped")) -> None:
     """Define the common flags; the keyword arguments set the defaults a baseline needs."""
     # Data.
@@ -47,7 +48,7 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
     flags.DEFINE_enum("lr_schedule", "step", SCHEDULES, "step: the reference warm-up + x"
                       "--lr_decay_ratio at --lr_decay_epochs; cosine: warm-up + cosine decay to 0.")
     flags.DEFINE_float("lr_warmup_epochs", 1.0, "Epochs of linear learning-rate warm-up.")
-    flags.DEFINE_list("lr_decay_epochs", ["0.3", "0.6", "0.8"],
+    flags.DEFINE_list("lr_decay_epochs", [str(f) for f in lr_decay_epochs],
                       "Where the LR decays, as fractions of train_epochs (reference 60/120/160 of 200).")
     flags.DEFINE_float("lr_decay_ratio", 0.2, "Factor applied to the LR at each decay.")
     flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.")
@@ -75,6 +76,28 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
     flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' for local).")
     flags.DEFINE_integer("steps_per_loop", 50, "Training steps per tf.function call (speed only).")
     flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
+
+
+def define_wide_resnet_flags(depth: int = 28, width: int = 10) -> None:
+    """--depth and --width of the Wide ResNet backbone the CIFAR methods share."""
+    flags.DEFINE_integer("depth", depth, "Wide ResNet depth (6n + 4).")
+    flags.DEFINE_integer("width", width, "Wide ResNet width multiplier.")
+
+
+WIDE_RESNET_FLAGS = ("depth", "width")
+
+
+def wide_resnet_errors(config: Any) -> list[str]:
+    """Messages for an invalid --depth / --width (empty when valid)."""
+    if (config.depth - 4) % 6 or config.depth < 10 or config.width < 1:
+        return [f"--depth must be 6n+4 >= 10 and --width >= 1, got {config.depth} and {config.width}"]
+    return []
+
+
+def wide_resnet_kwargs(config: Any, data: Any) -> dict[str, Any]:
+    """The `wide_resnet` registry kwargs of a run: backbone flags, the data's shape and classes."""
+    return {"input_shape": list(data.input_shape), "depth": config.depth, "width_multiplier": config.width,
+            "num_classes": data.num_classes, "l2": config.l2, "seed": config.seed}
 
 
 def image_flag_values(values: Any, *method_flags: str) -> dict[str, Any]:

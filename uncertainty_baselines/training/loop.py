@@ -38,7 +38,8 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
     the number of replicas, and the optimizer sums gradients across replicas, so the
     update does not depend on how the global batch is split. `format_batch` reshapes each
     replica's batch first, seeded statelessly from (`seed`, optimizer step, replica), so a
-    resumed run formats exactly as an uninterrupted one. Returns host floats: `loss_sum`,
+    resumed run formats exactly as an uninterrupted one; the loss is then the mean over the
+    formatted batch (a batch repeated R times weighs as one). Returns host floats: `loss_sum`,
     `correct` top-1 predictions (of the members' mean probability), `examples`, and
     `terms`, the last step's value of each extra term.
     """
@@ -48,6 +49,7 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             optimizer.build(model.trainable_variables)
 
     def step(batch):
+        rows = tf.shape(batch["labels"])[0]
         if format_batch is not None:
             step_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(optimizer.iterations, tf.int64)])
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -58,6 +60,8 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             loss_sum = tf.reduce_sum(loss(labels, logits))
             terms = dict(extra_losses(model))
             total = loss_sum / global_batch_size
+            if format_batch is not None:  # The mean over the formatted batch (e.g. repeated examples).
+                total *= tf.cast(rows, tf.float32) / tf.cast(tf.shape(labels)[0], tf.float32)
             if terms:
                 total += tf.add_n(list(terms.values())) / replicas
         grads = tape.gradient(total, model.trainable_variables)
