@@ -271,11 +271,20 @@ def _epoch_seeds(seed: int, epoch: tf.Tensor) -> tf.Tensor:
     return tf.random.stateless_uniform([2], seed=key, minval=None, maxval=None, dtype=tf.int64)
 
 
+_MAX_INT32 = 2**31 - 1
+_SEED_ZERO_STAND_IN = 0x5EED  # The graph seed used for dataset seeds that are 0 modulo 2**31 - 1.
+
+
 def _epochs(examples: tf.data.Dataset, seed: int, buffer_size: int) -> tf.data.Dataset:
     """Endless stream of epochs, each shuffled with its own seed; examples carry their
     epoch's augmentation key."""
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        # tf.data seeds a shuffle from (graph seed, op seed). Pin the graph seed to the
+        # dataset's, so the order depends on `seed` alone (not on a caller's
+        # tf.random.set_seed), and never to 0: TF compares a (0, tensor) pair with (0, 0) in
+        # Python and fails, which made seed 0 crash.
+        tf.compat.v1.get_default_graph().seed = seed % _MAX_INT32 or _SEED_ZERO_STAND_IN
         shuffle_seed, augment_key = tf.unstack(_epoch_seeds(seed, epoch))
         return examples.shuffle(buffer_size, seed=shuffle_seed, reshuffle_each_iteration=False
                                 ).map(lambda index, example: (
