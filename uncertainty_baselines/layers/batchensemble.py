@@ -1,0 +1,298 @@
+"""BatchEnsemble layers (Wen, Tran & Ba 2020, "BatchEnsemble: an alternative approach to
+efficient ensemble and lifelong learning").
+
+M members share one kernel W; member m owns rank-1 "fast weights" r_m (input side, also
+called alpha) and s_m (output side, gamma) and a bias b_m, so its effective kernel is
+diag(r_m) W diag(s_m) at the cost of two elementwise multiplies instead of M kernels.
+
+Inputs are member-major tiled: the caller repeats a batch of B examples M times along the
+batch axis, so a batch of N = M * B rows where rows [m*B, (m+1)*B) belong to member m
+(``ops.tile(x, (M, 1, ...))``). N must be divisible by ``ensemble_size``; the layers raise
+a ValueError when the batch size is static and it is not (a dynamic batch that is not
+divisible fails in the reshape instead).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+import numpy as np
+from keras import ops
+
+InitializerLike = str | dict | keras.initializers.Initializer | None
+RegularizerLike = str | dict | keras.regularizers.Regularizer | None
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class RandomSign(keras.initializers.Initializer):
+    """Random-sign initialiser for BatchEnsemble fast weights: each value is
+    sign * (1 + spread * u), sign = -1 or +1 with probability 1/2, u ~ Uniform(-1, 1).
+
+    Random signs decorrelate the members from the first step; magnitudes stay in
+    [1 - spread, 1 + spread] (spread < 1 keeps them away from zero). As with Keras' own
+    random initialisers, an instance repeats its values on every call (``seed=None`` picks
+    a random seed once); a ``keras.random.SeedGenerator`` seed gives new values per call.
+    """
+
+    def __init__(self, spread: float = 0.5, seed: int | keras.random.SeedGenerator | None = None):
+        if not 0.0 <= spread < 1.0:
+            raise ValueError(f"spread must be in [0, 1), got {spread}.")
+        self.spread = float(spread)
+        self._init_seed = seed
+        self.seed = int(np.random.default_rng().integers(2**31 - 1)) if seed is None else seed
+
+    def __call__(self, shape, dtype=None):
+        # One draw for both factors (two draws with one integer seed would be identical).
+        u = keras.random.uniform((2, *shape), minval=-1.0, maxval=1.0, seed=self.seed,
+                                 dtype=dtype)
+        sign = ops.cast(ops.where(u[0] < 0, -1.0, 1.0), u.dtype)
+        return sign * (1.0 + self.spread * u[1])
+
+    def get_config(self):
+        return {"spread": self.spread,
+                "seed": keras.saving.serialize_keras_object(self._init_seed)}
+
+
+def random_sign_initializer(spread: float = 0.5, seed: int | None = None) -> RandomSign:
+    """The default BatchEnsemble fast-weight initialiser: random sign, magnitude
+    1 +/- spread (see ``RandomSign``)."""
+    return RandomSign(spread=spread, seed=seed)
+
+
+def _derived_seed(seed: int, stream: int) -> int:
+    """A seed for the `stream`-th initialiser of a layer seeded with `seed`."""
+    return int(np.random.default_rng([seed, stream]).integers(2**31 - 1))
+
+
+def _resolve(identifier: InitializerLike, default: Callable[[int], Any],
+             seed: int) -> keras.initializers.Initializer:
+    """None -> `default(seed)`; a name -> that Keras initialiser, seeded with `seed` when it
+    is random; an initialiser object -> itself, seed and all."""
+    if identifier is None:
+        return default(seed)
+    if isinstance(identifier, keras.initializers.Initializer):
+        return identifier
+    init = keras.initializers.get(identifier)
+    return _with_seed(init, seed) if _is_seeded_random(init) else init
+
+
+def _is_seeded_random(init) -> bool:
+    """True for a random initialiser (Keras' or RandomSign) holding an integer seed."""
+    return isinstance(getattr(init, "seed", None), int) and "seed" in init.get_config()
+
+
+def _with_seed(init: keras.initializers.Initializer, seed: int) -> keras.initializers.Initializer:
+    return init.__class__.from_config({**init.get_config(), "seed": seed})
+
+
+def _next_draw(init: keras.initializers.Initializer) -> keras.initializers.Initializer:
+    """An initialiser like `init` whose values are independent of `init`'s: a copy under a
+    derived seed when an integer seed would repeat `init`'s values, else `init` itself."""
+    return _with_seed(init, _derived_seed(init.seed, 1)) if _is_seeded_random(init) else init
+
+
+def _check_initializer(identifier: InitializerLike) -> InitializerLike:
+    """Names and None stay as given (seeded at build); configs become objects."""
+    return identifier if identifier is None or isinstance(identifier, str) else \
+        keras.initializers.get(identifier)
+
+
+def _serialize_initializer(identifier: InitializerLike):
+    return identifier if identifier is None or isinstance(identifier, str) else \
+        keras.initializers.serialize(identifier)
+
+
+def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {value}.")
+    return pair
+
+
+class _BatchEnsembleBase(keras.layers.Layer):
+    """Shared arguments, weights and checks of the BatchEnsemble layers; subclasses build
+    the shared kernel and apply the shared linear map in `_shared`."""
+
+    default_kernel_initializer: Callable[[int], keras.initializers.Initializer]
+
+    def __init__(self, ensemble_size: int, activation=None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = None,
+                 fast_weight_initializer: InitializerLike = None,
+                 kernel_regularizer: RegularizerLike = None,
+                 bias_regularizer: RegularizerLike = None,
+                 fast_weight_regularizer: RegularizerLike = None, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}.")
+        self.ensemble_size, self.use_bias, self.seed = ensemble_size, use_bias, seed
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = _check_initializer(kernel_initializer)
+        self.fast_weight_initializer = _check_initializer(fast_weight_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.fast_weight_regularizer = keras.regularizers.get(fast_weight_regularizer)
+
+    def _build_member_weights(self, in_features: int, out_features: int) -> None:
+        """alpha [M, in], gamma [M, out] and bias [M, out] (or None)."""
+        alpha_init = _resolve(self.fast_weight_initializer, lambda s: RandomSign(seed=s),
+                              _derived_seed(self.seed, 1))
+        m = self.ensemble_size
+        self.alpha = self.add_weight(shape=(m, in_features), name="alpha",
+                                     initializer=alpha_init,
+                                     regularizer=self.fast_weight_regularizer)
+        self.gamma = self.add_weight(shape=(m, out_features), name="gamma",
+                                     initializer=_next_draw(alpha_init),
+                                     regularizer=self.fast_weight_regularizer)
+        self.bias = self.add_weight(shape=(m, out_features), name="bias", initializer="zeros",
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
+
+    def _kernel_initializer(self) -> keras.initializers.Initializer:
+        return _resolve(self.kernel_initializer, self.default_kernel_initializer, self.seed)
+
+    def _check_batch(self, batch_size: int | None) -> None:
+        if batch_size is not None and batch_size % self.ensemble_size:
+            raise ValueError(
+                f"{type(self).__name__}: the batch size ({batch_size}) must be divisible by "
+                f"ensemble_size={self.ensemble_size}; tile the batch once per member "
+                f"(member-major: rows [m*B, (m+1)*B) belong to member m).")
+
+    def _shared(self, inputs):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        self._check_batch(inputs.shape[0])
+        m = self.ensemble_size
+        # [M*B, ..., D] -> [M, B, ..., D]: member m's fast weights broadcast over its rows.
+        per_member = (m, 1) + (1,) * (len(inputs.shape) - 2) + (-1,)
+        x = ops.reshape(inputs, (m, -1, *ops.shape(inputs)[1:]))
+        x = ops.reshape(x * ops.reshape(self.alpha, per_member), (-1, *ops.shape(inputs)[1:]))
+        y = self._shared(x)
+        y = ops.reshape(y, (m, -1, *ops.shape(y)[1:])) * ops.reshape(self.gamma, per_member)
+        if self.use_bias:
+            y = y + ops.reshape(self.bias, per_member)
+        return self.activation(ops.reshape(y, (-1, *ops.shape(y)[2:])))
+
+    def get_config(self):
+        return {**super().get_config(), "ensemble_size": self.ensemble_size,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": _serialize_initializer(self.kernel_initializer),
+                "fast_weight_initializer": _serialize_initializer(self.fast_weight_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "fast_weight_regularizer":
+                    keras.regularizers.serialize(self.fast_weight_regularizer),
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class DenseBatchEnsemble(_BatchEnsembleBase):
+    """Dense layer of a BatchEnsemble: member m maps its rows x to
+    activation(((x * r_m) @ W) * s_m + b_m), with one shared kernel W [D, units].
+
+    Inputs [M*B, ..., D] (member-major tiled, see the module docstring) -> [M*B, ...,
+    units]. Initialisers given by name or left None (Glorot-uniform kernel, random-sign fast
+    weights) are seeded from ``seed``; initialiser objects are used as given (the output
+    fast weights take an independent draw of the same initialiser). Regularisers are
+    Keras loss terms on the kernel, the member biases and both fast weights.
+    """
+
+    default_kernel_initializer = staticmethod(
+        lambda seed: keras.initializers.GlorotUniform(seed=seed))
+
+    def __init__(self, units: int, ensemble_size: int, activation=None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = None,
+                 fast_weight_initializer: InitializerLike = None,
+                 kernel_regularizer: RegularizerLike = None,
+                 bias_regularizer: RegularizerLike = None,
+                 fast_weight_regularizer: RegularizerLike = None, seed: int = 0, **kwargs):
+        super().__init__(ensemble_size, activation, use_bias, kernel_initializer,
+                         fast_weight_initializer, kernel_regularizer, bias_regularizer,
+                         fast_weight_regularizer, seed, **kwargs)
+        if units < 1:
+            raise ValueError(f"units must be >= 1, got {units}.")
+        self.units = units
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(f"DenseBatchEnsemble expects inputs [batch, ..., features] with "
+                             f"known features, got shape {input_shape}.")
+        self._check_batch(input_shape[0])
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel",
+                                      initializer=self._kernel_initializer(),
+                                      regularizer=self.kernel_regularizer)
+        self._build_member_weights(input_shape[-1], self.units)
+
+    def _shared(self, x):
+        return ops.matmul(x, self.kernel)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def _conv_length(length: int | None, kernel: int, stride: int, padding: str) -> int | None:
+    if length is None:
+        return None
+    return -(-length // stride) if padding == "same" else (length - kernel) // stride + 1
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class Conv2DBatchEnsemble(_BatchEnsembleBase):
+    """2-D convolution of a BatchEnsemble, channels last: member m maps its rows x to
+    activation(conv(x * r_m, W) * s_m + b_m), r_m over input channels, s_m and b_m over
+    filters, one shared kernel W [kh, kw, C_in, filters].
+
+    Inputs [M*B, H, W, C_in] (member-major tiled, see the module docstring). Initialisers
+    given by name or left None (He-normal kernel, as the repo's convolutional models use;
+    random-sign fast weights) are seeded from ``seed``; initialiser objects are used as
+    given.
+    """
+
+    default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))
+
+    def __init__(self, filters: int, kernel_size: int | tuple[int, int], ensemble_size: int,
+                 strides: int | tuple[int, int] = 1, padding: str = "same", activation=None,
+                 use_bias: bool = True, kernel_initializer: InitializerLike = None,
+                 fast_weight_initializer: InitializerLike = None,
+                 kernel_regularizer: RegularizerLike = None,
+                 bias_regularizer: RegularizerLike = None,
+                 fast_weight_regularizer: RegularizerLike = None, seed: int = 0, **kwargs):
+        super().__init__(ensemble_size, activation, use_bias, kernel_initializer,
+                         fast_weight_initializer, kernel_regularizer, bias_regularizer,
+                         fast_weight_regularizer, seed, **kwargs)
+        if filters < 1:
+            raise ValueError(f"filters must be >= 1, got {filters}.")
+        if padding not in ("same", "valid"):
+            raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
+        self.filters, self.padding = filters, padding
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(f"Conv2DBatchEnsemble expects inputs [batch, height, width, "
+                             f"channels] with known channels, got shape {input_shape}.")
+        self._check_batch(input_shape[0])
+        channels = input_shape[-1]
+        self.kernel = self.add_weight(shape=(*self.kernel_size, channels, self.filters),
+                                      name="kernel", initializer=self._kernel_initializer(),
+                                      regularizer=self.kernel_regularizer)
+        self._build_member_weights(channels, self.filters)
+
+    def _shared(self, x):
+        return ops.conv(x, self.kernel, strides=self.strides, padding=self.padding,
+                        data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],
+                *(_conv_length(n, k, s, self.padding)
+                  for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)),
+                self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding}
