@@ -176,3 +176,29 @@ def test_cli_rejects_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         sanity.main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def member_view(model, member, copies=1):
+    """Member `member` of a model with a member axis ([B, M, K] logits) as a plain classifier;
+    `copies` > 1 feeds the same image to every input slot (MIMO's channel-stacked inputs)."""
+    inputs = keras.Input(model.input_shape[1:-1] + (model.input_shape[-1] // copies,))
+    stacked = keras.layers.Concatenate()([inputs] * copies) if copies > 1 else inputs
+    return keras.Model(inputs, model(stacked)[:, member])
+
+
+def test_mc_dropout_wrn_passes_the_checks_that_allow_sampling():
+    x, y = random_batch((8, 8, 3), 10)
+    report = sanity.run_sanity(lambda: ub.models.get(
+        "wide_resnet_mc_dropout", input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=10,
+        dropout_rate=0.1), x, y, steps=100,
+        checks=("initial_loss", "overfit", "trainable_variables_change", "batch_independence", "determinism"))
+    assert report.passed, report.table()
+
+
+@pytest.mark.parametrize("member", [0, 1])
+def test_each_mimo_member_passes_every_check(member):
+    x, y = random_batch((8, 8, 3), 10)
+    build = lambda: member_view(ub.models.get("wide_resnet_mimo", input_shape=(8, 8, 3), depth=10,  # noqa: E731
+                                              width_multiplier=1, num_classes=10, ensemble_size=2), member, copies=2)
+    report = sanity.run_sanity(build, x, y, steps=100)
+    assert report.passed, report.table()

@@ -11,7 +11,6 @@ whole feature maps instead of elements).
   python baselines/cifar/dropout.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-dropout --depth=28 --width=10 --batch_size=512
 """
-import tensorflow as tf
 from absl import app, flags
 
 from uncertainty_baselines.training import experiment, method
@@ -29,9 +28,7 @@ def validate(config) -> list[str]:
     errors = ub_flags.wide_resnet_errors(config)
     if not 0 <= config.dropout_rate < 1:
         errors.append(f"--dropout_rate must be in [0, 1), got {config.dropout_rate}")
-    if config.num_dropout_samples < 1:
-        errors.append(f"--num_dropout_samples must be >= 1, got {config.num_dropout_samples}")
-    return errors
+    return errors + ub_flags.at_least_one_errors(config, "num_dropout_samples")
 
 
 def model_spec(config, data) -> dict:
@@ -40,15 +37,13 @@ def model_spec(config, data) -> dict:
         "filterwise": config.filterwise_dropout}}
 
 
-def sampled_passes(model, features):
-    """[B, N, K]: N stochastic passes (dropout is on in every pass; BN in inference mode)."""
-    return tf.stack([model(features, training=False) for _ in range(FLAGS.num_dropout_samples)], axis=1)
+def mc_dropout() -> method.Method:
+    return method.Method(
+        "mc_dropout", model_spec=model_spec, validate=validate,
+        predict=method.stochastic_passes(FLAGS.num_dropout_samples),
+        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, "dropout_rate", "filterwise_dropout", "num_dropout_samples"),
+        ood_scores=("msp", "entropy", "mutual_information"))
 
-
-MC_DROPOUT = method.Method(
-    "mc_dropout", model_spec=model_spec, validate=validate, predict=sampled_passes,
-    method_flags=(*ub_flags.WIDE_RESNET_FLAGS, "dropout_rate", "filterwise_dropout", "num_dropout_samples"),
-    ood_scores=("msp", "entropy", "mutual_information"))
 
 if __name__ == "__main__":
-    app.run(lambda argv: experiment.run_from_flags(FLAGS, MC_DROPOUT))
+    app.run(lambda argv: experiment.run_from_flags(FLAGS, mc_dropout()))

@@ -1,9 +1,12 @@
 """Helpers of the CIFAR-method end-to-end tests: tiny prepared image data and script runs."""
 import gzip
+import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -50,3 +53,19 @@ def run(script, args, data_dir, output_dir, expect_ok=True):
 
 def without_timing(metrics):
     return {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+def kill_after_first_checkpoint_then_resume(script, args, data_dir, output_dir):
+    """Runs a script, SIGKILLs it once its first checkpoint exists, reruns it to the end;
+    returns the resumed run's metrics (to compare with an uninterrupted run's)."""
+    proc = launch(script, args, data_dir, output_dir)
+    deadline = time.time() + 120
+    while not list((output_dir / "checkpoints").glob("ckpt-*")) and proc.poll() is None:
+        assert time.time() < deadline, "no checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    _, out = run(script, args, data_dir, output_dir)
+    assert "resumed from" in out
+    return json.loads((output_dir / "run.json").read_text())["metrics"]

@@ -2,8 +2,6 @@
 evaluation with the ensemble metrics and OOD kinds, exact resume after SIGKILL, reload,
 flags refused at validation."""
 import json
-import signal
-import time
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ import tensorflow as tf
 import cifar_e2e
 import uncertainty_baselines as ub
 from cifar_e2e import NUM_TEST, without_timing
-from uncertainty_baselines.runs import checkpoint
 
 COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=2",
           "--eval_on_ood", "--ood_dataset=mnist", "--num_dropout_samples=3", "--dropout_rate=0.2",
@@ -46,18 +43,7 @@ def test_sampled_evaluation_reports_ensemble_metrics_and_ood_kinds(dropout_run):
 
 
 def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(dropout_run, cifar_data_dir, tmp_path):
-    out_dir = tmp_path / "killed"
-    proc = cifar_e2e.launch("dropout", COMMON, cifar_data_dir, out_dir)
-    deadline = time.time() + 120
-    while not checkpoint.list_checkpoints(out_dir / "checkpoints") and proc.poll() is None:
-        assert time.time() < deadline, "no checkpoint"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    _, out = run([], cifar_data_dir, out_dir)
-    assert "resumed from" in out
-    got = json.loads((out_dir / "run.json").read_text())["metrics"]
+    got = cifar_e2e.kill_after_first_checkpoint_then_resume("dropout", COMMON, cifar_data_dir, tmp_path / "killed")
     ref = json.loads((dropout_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # Dropout masks included: exactly equal.
 

@@ -136,3 +136,20 @@ def test_mc_dropout_wrn_rate_zero_is_the_plain_model_and_passes_differ():
     on = ub.models.get("wide_resnet_mc_dropout", **kwargs, dropout_rate=0.3, filterwise=True)
     assert sum(isinstance(l, MCDropout) for l in on.layers) == 3  # One per residual block (1 per group).
     assert not np.array_equal(np.asarray(on(x, training=False)), np.asarray(on(x, training=False)))
+
+
+def test_batchensemble_wrn_with_unit_fast_weights_is_the_plain_model():
+    x = np.random.default_rng(1).normal(size=(3, 16, 16, 3)).astype(np.float32)
+    kwargs = dict(input_shape=(16, 16, 3), depth=10, width_multiplier=1, num_classes=5, l2=1e-4, seed=2)
+    plain = ub.models.get("wide_resnet", **kwargs)
+    one = ub.models.get("wide_resnet_batchensemble", **kwargs, ensemble_size=1)
+    for w in one.weights:
+        if w.path.endswith(("alpha", "gamma")) and "batch_normalization" not in w.path:
+            w.assign(np.ones(w.shape, np.float32))
+    np.testing.assert_allclose(np.asarray(one(x, training=False))[:, 0], np.asarray(plain(x, training=False)),
+                               rtol=1e-5, atol=1e-5)
+    four = ub.models.get("wide_resnet_batchensemble", **kwargs, ensemble_size=4)
+    out = np.asarray(four(x, training=False))
+    assert out.shape == (3, 4, 5) and not np.allclose(out[:, 0], out[:, 1])  # Random-sign members differ.
+    extra = four.count_params() - plain.count_params()
+    assert 0 < extra < 0.1 * plain.count_params()  # Rank-1 fast weights cost little.

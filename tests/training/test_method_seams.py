@@ -15,6 +15,7 @@ import uncertainty_baselines as ub
 from synthetic_run import BATCH, CLASSES, fit, interrupt_at, make_data, strip
 from uncertainty_baselines.runs import checkpoint, lifecycle
 from uncertainty_baselines.training import distribution, experiment
+from uncertainty_baselines.training import method as method_lib
 from uncertainty_baselines.training.method import Method, member_cross_entropy
 
 
@@ -152,5 +153,33 @@ def test_ensemble_of_finished_runs(tmp_path):
     record = json.loads((tmp_path / "run1" / "run.json").read_text())
     record["flags"]["dataset"] = "other"
     (tmp_path / "run1" / "run.json").write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="different datasets"):
+    with pytest.raises(experiment.MemberError, match="run1 was trained on .other., not .tiny."):
         experiment.evaluate_runs([tmp_path / "run0", tmp_path / "run1"], strategy=strategy, data=data)
+
+
+def test_mimo_batches_repeat_and_shuffle_each_member_alike_for_a_seed():
+    images = tf.reshape(tf.range(4 * 2 * 2 * 1, dtype=tf.float32), (4, 2, 2, 1))  # Image i holds 4i..4i+3.
+    batch = {"features": images, "labels": tf.constant([0, 1, 2, 3])}
+    fmt = method_lib.repeated_per_member_shuffles(repetitions=3, members=2)
+    out = fmt(batch, tf.constant([7, 1], tf.int64))
+    assert out["features"].shape == (12, 2, 2, 2) and out["labels"].shape == (12, 2)
+    for m in range(2):  # Each member sees every example 3 times, its image matching its label.
+        labels = out["labels"][:, m].numpy()
+        assert sorted(labels.tolist()) == sorted([0, 1, 2, 3] * 3)
+        np.testing.assert_array_equal(out["features"][:, 0, 0, m].numpy(), 4.0 * labels)
+    assert not np.array_equal(out["labels"][:, 0], out["labels"][:, 1])  # Independent shuffles.
+    again = fmt(batch, tf.constant([7, 1], tf.int64))
+    np.testing.assert_array_equal(again["labels"], out["labels"])  # A function of the seed.
+
+
+def test_stochastic_passes_are_members_of_one_tiled_pass():
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4),
+                              ub.layers.MCDropout(0.5, seed=0), keras.layers.Dense(CLASSES)])
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    out = method_lib.stochastic_passes(3)(model, tf.constant(x)).numpy()
+    assert out.shape == (6, 3, CLASSES)
+    assert not np.allclose(out[:, 0], out[:, 1])  # Each pass its own masks ...
+    no_dropout = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(CLASSES)])
+    same = method_lib.stochastic_passes(3)(no_dropout, tf.constant(x)).numpy()
+    for p in range(3):  # ... and pass p of example b is the model on example b.
+        np.testing.assert_allclose(same[:, p], no_dropout(x).numpy(), rtol=1e-6)

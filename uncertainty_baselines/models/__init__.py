@@ -13,6 +13,7 @@ MODELS: dict[str, str | Callable] = {
     "wide_resnet": "uncertainty_baselines.models.wide_resnet:wide_resnet",
     "wide_resnet_mc_dropout": "uncertainty_baselines.models.wide_resnet:wide_resnet_mc_dropout",
     "wide_resnet_mimo": "uncertainty_baselines.models.wide_resnet:wide_resnet_mimo",
+    "wide_resnet_batchensemble": "uncertainty_baselines.models.wide_resnet:wide_resnet_batchensemble",
     "resnet50": "uncertainty_baselines.models.resnet50:resnet50",
     "mlp": "uncertainty_baselines.models.mlp:mlp",
     "mlp_gaussian": "uncertainty_baselines.models.mlp:mlp_gaussian",

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from uncertainty_baselines.layers import MCDropout
+from uncertainty_baselines.layers import Conv2DBatchEnsemble, DenseBatchEnsemble, MCDropout
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
-    initializer_stream)
+    initializer_stream, l2_regularizer)
 
 # The groups whose L2 coefficient can be set separately (reference hyperparameter names).
 L2_GROUPS = ("input_conv", "group_1_conv", "group_2_conv", "group_3_conv", "bn",
@@ -134,3 +134,47 @@ def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: i
     height, width, channels = input_shape
     return wide_resnet((height, width, channels * ensemble_size), depth, width_multiplier, num_classes,
                        l2=l2, seed=seed, head=member_head(ensemble_size))
+
+
+def batchensemble_factories(ensemble_size: int, seed: int) -> tuple[ConvFactory, HeadFactory]:
+    """Conv and head factories of BatchEnsemble layers: the shared kernels take the WRN's
+    initialiser stream, the random-sign fast weights their own seeds from (`seed`, layer)."""
+    rng = np.random.default_rng([seed, 2])
+
+    def next_seed() -> int:
+        return int(rng.integers(2**31 - 1))
+
+    def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
+             padding: str = "same") -> Conv2DBatchEnsemble:
+        return Conv2DBatchEnsemble(filters, kernel_size, ensemble_size, strides=strides, padding=padding,
+                                   use_bias=False, kernel_initializer=init(),
+                                   kernel_regularizer=l2_regularizer(l2), seed=next_seed())
+
+    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseBatchEnsemble:
+        return DenseBatchEnsemble(num_classes, ensemble_size, kernel_initializer=init(),
+                                  kernel_regularizer=l2_regularizer(kernel_l2),
+                                  bias_regularizer=l2_regularizer(bias_l2), seed=next_seed())
+    return conv, head
+
+
+def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                              num_classes: int, l2: float = 0.0, seed: int = 0,
+                              ensemble_size: int = 4) -> keras.Model:
+    """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
+
+    The batch is tiled M times inside (member-major, so each member sees every example),
+    every conv and the head are BatchEnsemble layers (one shared kernel, rank-1 fast weights
+    per member), and batch norm is shared by the members, as in the reference.
+    """
+    if ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+    conv, head = batchensemble_factories(ensemble_size, seed)
+    members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
+                          conv=conv, head=head)
+    inputs = keras.Input(tuple(input_shape))
+    tiled = keras.layers.Lambda(lambda x: keras.ops.tile(x, (ensemble_size, 1, 1, 1)), name="tile_members")(inputs)
+    logits = members(tiled)  # [M * B, K], member-major.
+    by_member = keras.layers.Lambda(
+        lambda z: keras.ops.transpose(keras.ops.reshape(z, (ensemble_size, -1, num_classes)), (1, 0, 2)),
+        name="member_axis")(logits)
+    return keras.Model(inputs, by_member, name=f"batchensemble_{members.name}")

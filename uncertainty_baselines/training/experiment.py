@@ -20,7 +20,7 @@ import math
 import pathlib
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -37,6 +37,11 @@ from uncertainty_baselines.training import flags as ub_flags
 from uncertainty_baselines.training import method as method_lib
 
 NonFiniteError = evaluation.NonFiniteError
+
+
+class MemberError(ValueError):
+    """A run directory cannot be an ensemble member (unreadable, another dataset or model,
+    missing or corrupt checkpoint); the message names the directory."""
 
 
 @dataclasses.dataclass
@@ -233,28 +238,60 @@ def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy,
     return flat, ckpt.step
 
 
-def evaluate_runs(run_dirs: Sequence[str | pathlib.Path], *, strategy: tf.distribute.Strategy,
-                  data: ImageData, ood_score_kinds: Sequence[str] = ("msp",)) -> dict[str, float]:
-    """Evaluate the finished runs in `run_dirs` as one ensemble: the members' softmax averaged.
-
-    Each run's model is rebuilt from its run record and verified checkpoint
-    (`ub.models.load`); the runs must share the dataset. Reports the usual metrics of the
-    mean prediction plus the ensemble metrics and `test/<metric>_member_<i>` (member i =
-    `run_dirs[i]`).
-    """
-    datasets = {str(d): run_record.read_run_record(d)["flags"].get("dataset") for d in run_dirs}
-    if len(set(datasets.values())) > 1:
-        raise ValueError(f"the runs were trained on different datasets: {datasets}")
+def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute.Strategy,
+                 dataset: str | None = None) -> list[keras.Model]:
+    """The models of finished runs, checked to form one ensemble: the same dataset (and
+    `dataset`, when given) and the same model apart from its seed. Every checkpoint is
+    verified (`ub.models.load`); a MemberError names the run directory at fault."""
+    records = {}
+    for run_dir in run_dirs:
+        try:
+            records[run_dir] = run_record.read_run_record(run_dir)
+        except (OSError, ValueError) as e:
+            raise MemberError(f"ensemble member {run_dir}: {e}") from None
+    first_dir, first = next(iter(records.items()))
+    for run_dir, record in records.items():
+        got, want = record["flags"].get("dataset"), dataset or first["flags"].get("dataset")
+        if got != want:
+            raise MemberError(f"ensemble member {run_dir} was trained on {got!r}, not {want!r}")
+        if _without_seed(record.get("model")) != _without_seed(first.get("model")):
+            raise MemberError(f"ensemble member {run_dir} has model {record.get('model')}, which differs from "
+                             f"{first_dir}'s {first.get('model')} in more than its seed")
+    models = []
     with strategy.scope():
-        predict_fns = [loop.make_predict_fn(ub_models.load(d), strategy) for d in run_dirs]
+        for run_dir in run_dirs:
+            try:
+                models.append(ub_models.load(run_dir))
+            except (OSError, ValueError) as e:  # Missing or corrupt checkpoint, unknown model.
+                raise MemberError(f"ensemble member {run_dir}: {e}") from None
+    return models
+
+
+def _without_seed(spec: Mapping[str, Any] | None) -> Any:
+    if not spec:
+        return spec
+    return {**spec, "kwargs": {k: v for k, v in spec.get("kwargs", {}).items() if k != "seed"}}
+
+
+def evaluate_members(models: Sequence[keras.Model], *, strategy: tf.distribute.Strategy, data: ImageData,
+                     ood_score_kinds: Sequence[str] = ("msp",)) -> dict[str, float]:
+    """Evaluate models as one ensemble (the members' softmax averaged): the usual metrics of
+    the mean prediction, the ensemble metrics and `test/<metric>_member_<i>`."""
+    predict_fns = [loop.make_predict_fn(model, strategy) for model in models]
 
     def predict(dataset):
-        members = [loop.predict(fn, dataset) for fn in predict_fns]
-        return stack_members(members)
+        return stack_members([loop.predict(fn, dataset) for fn in predict_fns])
 
     flat, _ = evaluation.evaluate(predict, num_classes=data.num_classes, test=data.test, ood=data.ood,
                                   corrupted=data.corrupted or None, ood_score_kinds=ood_score_kinds)
     return flat
+
+
+def evaluate_runs(run_dirs: Sequence[str | pathlib.Path], *, strategy: tf.distribute.Strategy,
+                  data: ImageData, ood_score_kinds: Sequence[str] = ("msp",)) -> dict[str, float]:
+    """Evaluate the finished runs in `run_dirs` as one ensemble (member i = `run_dirs[i]`)."""
+    return evaluate_members(load_members(run_dirs, strategy), strategy=strategy, data=data,
+                            ood_score_kinds=ood_score_kinds)
 
 
 def stack_members(members: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -281,13 +318,7 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
     good checkpoint kept), lock.FolderLockedError or output_dir_lib.OutputDirError.
     """
     started_at = time.time()
-    ub_flags.validate_image_flags(config, method.validate(config))
-    if config.strategy == "mirrored" and config.num_cores:
-        distribution.split_cpu(config.num_cores)  # No-op with GPUs; else N logical CPUs.
-    loop.enable_determinism(config.seed)
-    strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu)
-    with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
-    data = load_image_data(config, strategy, with_corrupted=with_corrupted)
+    strategy, data = set_up(config, method)
     spec = method.model_spec(config, data)
     with strategy.scope():
         model = ub_models.get(spec["name"], **spec["kwargs"])
@@ -321,6 +352,42 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
     return metrics
 
 
+def set_up(config: Any, method: method_lib.Method) -> tuple[tf.distribute.Strategy, ImageData]:
+    """Validate the flags, seed and make TF deterministic, create the strategy, load the data."""
+    ub_flags.validate_image_flags(config, method.validate(config))
+    if config.strategy == "mirrored" and config.num_cores:
+        distribution.split_cpu(config.num_cores)  # No-op with GPUs; else N logical CPUs.
+    loop.enable_determinism(config.seed)
+    strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu)
+    with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
+    return strategy, load_image_data(config, strategy, with_corrupted=with_corrupted)
+
+
+def run_ensemble_of_runs(config: Any, method: method_lib.Method) -> dict[str, Any]:
+    """An ensemble baseline: the first `config.ensemble_size` finished runs of
+    `config.run_dirs` evaluated as one model, with the same lifecycle as a trained baseline.
+
+    The members are checked (same dataset as --dataset, same model but for the seed,
+    verified checkpoints) before the output folder is touched. Corrupted sets are
+    evaluated when --corruptions_interval > 0 or --corruption_types is given.
+    """
+    started_at = time.time()
+    strategy, data = set_up(config, method)
+    run_dirs = list(config.run_dirs[:config.ensemble_size])
+    members = load_members(run_dirs, strategy, dataset=config.dataset)
+    run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
+                              ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
+    metrics = evaluate_members(members, strategy=strategy, data=data, ood_score_kinds=method.ood_scores)
+    summaries.SummaryWriter(config.output_dir).write(0, metrics)
+    num_params = sum(m.count_params() for m in members)
+    run.finish(metrics=metrics, seed=config.seed, model=None,
+               data_fingerprint=evaluation.data_fingerprint(config.dataset, data.test, strategy),
+               extra={"method": method.name, "members": [str(d) for d in run_dirs], "num_params": num_params,
+                      "num_replicas": strategy.num_replicas_in_sync})
+    print(results_table(metrics, num_params=num_params))
+    return metrics
+
+
 def default_optimizer(config: Any, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """Nesterov SGD on the --lr_schedule schedule (see training.schedules)."""
     return schedules.nesterov_sgd(schedules.image_schedule(
@@ -330,14 +397,16 @@ def default_optimizer(config: Any, steps_per_epoch: int) -> keras.optimizers.Opt
         decay_ratio=config.lr_decay_ratio, kind=config.lr_schedule), momentum=config.momentum)
 
 
-def run_from_flags(flag_values: Any, method: method_lib.Method) -> None:
-    """`run_image_baseline` for a script's absl flags: bad flags are a usage error; a run
-    that cannot start or stops on a non-finite value exits non-zero with one line."""
+def run_from_flags(flag_values: Any, method: method_lib.Method,
+                   run: Callable[[Any, method_lib.Method], Any] = run_image_baseline) -> None:
+    """`run` (a baseline's whole run) for a script's absl flags: bad flags are a usage error;
+    a run that cannot start, whose ensemble members do not fit, or that stops on a
+    non-finite value exits non-zero with one line."""
     try:
-        run_image_baseline(ub_flags.image_config(flag_values, method.method_flags), method)
+        run(ub_flags.image_config(flag_values, method.method_flags), method)
     except ub_flags.InvalidFlagsError as e:
         raise app.UsageError(str(e)) from None
-    except (NonFiniteError, lock.FolderLockedError, output_dir_lib.OutputDirError) as e:
+    except (NonFiniteError, lock.FolderLockedError, output_dir_lib.OutputDirError, MemberError) as e:
         logging.error("%s", e)
         sys.exit(f"stopped: {e}")
 

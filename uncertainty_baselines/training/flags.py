@@ -94,6 +94,11 @@ def wide_resnet_errors(config: Any) -> list[str]:
     return []
 
 
+def at_least_one_errors(config: Any, *names: str) -> list[str]:
+    """Messages for the named integer flags that are below 1 (ensemble sizes, sample counts)."""
+    return [f"--{name} must be >= 1, got {getattr(config, name)}" for name in names if getattr(config, name) < 1]
+
+
 def wide_resnet_kwargs(config: Any, data: Any) -> dict[str, Any]:
     """The `wide_resnet` registry kwargs of a run: backbone flags, the data's shape and classes."""
     return {"input_shape": list(data.input_shape), "depth": config.depth, "width_multiplier": config.width,

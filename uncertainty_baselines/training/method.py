@@ -49,6 +49,37 @@ def single_pass(model: keras.Model, features: tf.Tensor) -> tf.Tensor:
     return model(features, training=False)
 
 
+def stochastic_passes(num_passes: int) -> PredictFn:
+    """Predict with `num_passes` stochastic forward passes as members (MC dropout's samples),
+    run as one pass over the batch tiled `num_passes` times (one large batch is faster than
+    N small ones; each copy draws its own dropout masks, and eval-mode layers do not mix rows)."""
+    def predict(model: keras.Model, features: tf.Tensor) -> tf.Tensor:
+        tiled = tf.tile(features, [num_passes] + [1] * (features.shape.rank - 1))
+        logits = model(tiled, training=False)  # [N * B, K], pass-major.
+        return tf.transpose(tf.reshape(logits, [num_passes, -1, logits.shape[-1]]), [1, 0, 2])
+    return predict
+
+
+def repeated_per_member_shuffles(repetitions: int, members: int) -> BatchFormatter:
+    """MIMO's training batch: the batch repeated `repetitions` times, shuffled once per
+    member, the members' images stacked on channels: features [B*R, H, W, C*M], labels [B*R, M]."""
+    def format_batch(batch: Batch, seed: tf.Tensor) -> Batch:
+        images = tf.tile(batch["features"], [repetitions, 1, 1, 1])
+        labels = tf.tile(batch["labels"], [repetitions])
+        orders = [tf.random.experimental.stateless_shuffle(
+            tf.range(tf.shape(labels)[0]), tf.random.experimental.stateless_fold_in(seed, m)) for m in range(members)]
+        return {"features": tf.concat([tf.gather(images, order) for order in orders], axis=-1),
+                "labels": tf.stack([tf.gather(labels, order) for order in orders], axis=1)}
+    return format_batch
+
+
+def same_input_to_every_member(members: int) -> PredictFn:
+    """MIMO's prediction: the image fed to all `members` channel-stacked inputs."""
+    def predict(model: keras.Model, features: tf.Tensor) -> tf.Tensor:
+        return model(tf.tile(features, [1, 1, 1, members]), training=False)
+    return predict
+
+
 def no_method_flag_errors(values: Any) -> list[str]:
     return []
 

@@ -1,0 +1,45 @@
+r"""MIMO Wide ResNet (Havasi et al. 2021): M subnetworks in one network, on CIFAR-10/100.
+
+Training stacks M images on the channel axis and predicts all M labels with M heads; the
+batch is repeated `--batch_repetitions` times and each member gets its own shuffle of
+it (seeded from the run seed and the step, so a resumed run sees the same batches). At
+test time the same image is fed to all M inputs and the members' softmax averaged.
+Reference defaults: M = 3, batch repetitions 4, input repetition probability 0, L2 3e-4
+(also on batch norm and biases), 250 epochs, decays at 80/160/180.
+
+  python baselines/cifar/mimo.py --dataset=cifar10 --data_dir=/work/data \
+      --output_dir=/tmp/wrn28-10-mimo --depth=28 --width=10 --batch_size=512
+"""
+from absl import app, flags
+
+from uncertainty_baselines.training import experiment, method
+from uncertainty_baselines.training import flags as ub_flags
+
+ub_flags.define_image_flags(train_epochs=250, l2=3e-4, lr_decay_epochs=(0.32, 0.64, 0.72))
+ub_flags.define_wide_resnet_flags()
+flags.DEFINE_integer("ensemble_size", 3, "Members M (inputs and heads).")
+flags.DEFINE_integer("batch_repetitions", 4, "Times each example appears in a training batch.")
+FLAGS = flags.FLAGS
+
+
+def validate(config) -> list[str]:
+    return ub_flags.wide_resnet_errors(config) + ub_flags.at_least_one_errors(
+        config, "ensemble_size", "batch_repetitions")
+
+
+def model_spec(config, data) -> dict:
+    return {"name": "wide_resnet_mimo",
+            "kwargs": {**ub_flags.wide_resnet_kwargs(config, data), "ensemble_size": config.ensemble_size}}
+
+
+def mimo() -> method.Method:
+    return method.Method(
+        "mimo", model_spec=model_spec, validate=validate,
+        format_batch=method.repeated_per_member_shuffles(FLAGS.batch_repetitions, FLAGS.ensemble_size),
+        predict=method.same_input_to_every_member(FLAGS.ensemble_size),
+        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, "ensemble_size", "batch_repetitions"),
+        ood_scores=("msp", "entropy", "mutual_information"))
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: experiment.run_from_flags(FLAGS, mimo()))

@@ -1,0 +1,99 @@
+"""Cost of the CIFAR ensemble methods against the deterministic WRN, measured side by side.
+
+    flock /tmp/heavy.lock .venv/bin/python bench/cifar_methods_bench.py --depth 16 --width 2 --batch 64
+
+Every figure comes from the baselines' own step (`training.loop.make_train_fn` with the
+method's seams, or `make_predict_fn` with its predictor) on synthetic 32x32x3 batches,
+timed in alternating rounds (best round each), so the ratios hold on a noisy machine:
+  - BatchEnsemble (M members) training, member-examples/s (images x M) / deterministic
+    images/s; target >= 0.8;
+  - MIMO (M members, R batch repetitions) training, forward examples/s (images x R) /
+    deterministic images/s; target >= 0.9;
+  - an ensemble of M models evaluated, images/s / (deterministic eval images/s / M); >= 0.9;
+  - MC dropout with N passes evaluated, images/s / (deterministic eval images/s / N); >= 0.9.
+"""
+import argparse
+import time
+
+import numpy as np
+
+
+def best_rate(fn, items_per_call, rounds):
+    """Items per second of the fastest of `rounds` timed calls of `fn` (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return items_per_call / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=16)
+    parser.add_argument("--width", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed call")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--members", type=int, default=4, help="BatchEnsemble, ensemble and MC dropout size")
+    parser.add_argument("--mimo_members", type=int, default=3)
+    parser.add_argument("--repetitions", type=int, default=4, help="MIMO batch repetitions")
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    import uncertainty_baselines as ub
+    from uncertainty_baselines.training import distribution, loop, method, schedules
+
+    strategy = distribution.get_strategy("cpu")
+    loop.enable_determinism(0)
+    rng = np.random.default_rng(0)
+    batch = {"features": rng.standard_normal((args.batch, 32, 32, 3)).astype(np.float32),
+             "labels": rng.integers(10, size=args.batch).astype(np.int32)}
+    train_stream = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch).repeat().prefetch(2))
+    eval_batch = {**batch, "id": np.arange(args.batch), "mask": np.ones(args.batch, np.float32)}
+    wrn = dict(input_shape=(32, 32, 3), depth=args.depth, width_multiplier=args.width, num_classes=10,
+               l2=2e-4, seed=0)
+
+    def train_rate(name, kwargs, examples_per_image, seams=method.DETERMINISTIC_SEAMS):
+        with strategy.scope():
+            model = ub.models.get(name, **kwargs)
+            optimizer = schedules.nesterov_sgd(0.01)
+        train = loop.make_train_fn(model, optimizer, strategy, args.batch, format_batch=seams.format_batch)
+        iterator = iter(train_stream)
+        return best_rate(lambda: train(iterator, args.steps), args.batch * args.steps * examples_per_image,
+                         args.rounds)
+
+    def eval_rate(models, predict=method.single_pass):
+        fns = [loop.make_predict_fn(m, strategy, predict) for m in models]
+        return best_rate(lambda: [fn(eval_batch) for fn in fns], args.batch, args.rounds)
+
+    mimo = method.Method("mimo", format_batch=method.repeated_per_member_shuffles(args.repetitions, args.mimo_members))
+    det_train = train_rate("wide_resnet", wrn, 1)
+    be_train = train_rate("wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members)
+    mimo_train = train_rate("wide_resnet_mimo", {**wrn, "ensemble_size": args.mimo_members}, args.repetitions, mimo)
+    plain = [ub.models.get("wide_resnet", **{**wrn, "seed": i}) for i in range(args.members)]
+    det_eval = eval_rate(plain[:1])
+    ensemble_eval = eval_rate(plain)
+    dropout = ub.models.get("wide_resnet_mc_dropout", **wrn, dropout_rate=0.1)
+    dropout_eval = eval_rate([dropout], method.stochastic_passes(args.members))
+
+    rows = [
+        (f"BatchEnsemble M={args.members} train, member-examples/s", be_train, det_train, 0.8),
+        (f"MIMO M={args.mimo_members} R={args.repetitions} train, forward examples/s", mimo_train, det_train, 0.9),
+        (f"ensemble of {args.members} eval, images/s x {args.members}", ensemble_eval * args.members, det_eval, 0.9),
+        (f"MC dropout {args.members} passes eval, images/s x {args.members}", dropout_eval * args.members,
+         det_eval, 0.9),
+    ]
+    print(f"WRN-{args.depth}-{args.width}, batch {args.batch}: deterministic train {det_train:.1f} images/s, "
+          f"eval {det_eval:.1f} images/s")
+    for label, rate, reference, target in rows:
+        ratio = rate / reference
+        print(f"{label:<60} {rate:9.1f}  ratio {ratio:.3f}  target >= {target}  "
+              f"{'ok' if ratio >= target else 'BELOW'}")
+
+
+if __name__ == "__main__":
+    main()

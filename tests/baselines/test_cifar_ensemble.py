@@ -1,0 +1,61 @@
+"""baselines/cifar/ensemble.py end to end: two tiny deterministic runs evaluated as one
+ensemble (member metrics equal each run's own), and member directories that cannot form
+an ensemble refused with their name, before anything is written."""
+import json
+import shutil
+
+import pytest
+
+import cifar_e2e
+from uncertainty_baselines.runs import checkpoint
+
+MEMBER = ["--dataset=fashion_mnist", "--depth=10", "--batch_size=32", "--train_epochs=1",
+          "--steps_per_loop=4", "--log_interval_s=0"]
+
+
+@pytest.fixture(scope="module")
+def members(cifar_data_dir, tmp_path_factory):
+    """Two WRN-10-1 runs (seeds 0, 1) and a WRN-10-2 run: the third does not fit an ensemble."""
+    root = tmp_path_factory.mktemp("members")
+    for name, extra in (("seed0", ["--seed=0", "--width=1"]), ("seed1", ["--seed=1", "--width=1"]),
+                        ("wide", ["--seed=2", "--width=2"])):
+        cifar_e2e.run("deterministic", [*MEMBER, *extra], cifar_data_dir, root / name)
+    return root
+
+
+def ensemble(run_dirs, data_dir, output_dir, *extra, expect_ok=True):
+    return cifar_e2e.run("ensemble", ["--dataset=fashion_mnist", f"--run_dirs={','.join(map(str, run_dirs))}",
+                                      "--ensemble_size=2", "--eval_on_ood", "--ood_dataset=mnist", *extra],
+                         data_dir, output_dir, expect_ok)
+
+
+def test_ensemble_of_two_runs(members, cifar_data_dir, tmp_path):
+    ensemble([members / "seed0", members / "seed1"], cifar_data_dir, tmp_path / "ens")
+    record = json.loads((tmp_path / "ens" / "run.json").read_text())
+    metrics = record["metrics"]
+    assert record["method"] == "ensemble" and record["members"] == [str(members / "seed0"), str(members / "seed1")]
+    for i in (0, 1):
+        own = json.loads((members / f"seed{i}" / "run.json").read_text())["metrics"]
+        for key in ("accuracy", "negative_log_likelihood", "ece"):
+            assert metrics[f"test/{key}_member_{i}"] == pytest.approx(own[f"test/{key}"], abs=1e-6), (i, key)
+    assert metrics["test/gibbs_negative_log_likelihood"] >= metrics["test/ensemble_negative_log_likelihood"]
+    assert metrics["test/negative_log_likelihood"] == pytest.approx(metrics["test/ensemble_negative_log_likelihood"])
+    for kind in ("", "_entropy", "_mutual_information", "_dempster_shafer"):
+        assert f"ood/mnist{kind}_auroc" in metrics, kind
+
+
+def test_members_that_do_not_fit_are_refused_by_name(members, cifar_data_dir, tmp_path):
+    code, out = ensemble([members / "seed0", members / "wide"], cifar_data_dir, tmp_path / "a", expect_ok=False)
+    assert code != 0 and f"ensemble member {members / 'wide'} has model" in out
+    broken = tmp_path / "broken"
+    shutil.copytree(members / "seed1", broken)
+    weights = checkpoint.list_checkpoints(broken / "checkpoints")[-1] / "model.npz"
+    weights.write_bytes(weights.read_bytes()[:-100])  # Truncated.
+    code, out = ensemble([members / "seed0", broken], cifar_data_dir, tmp_path / "b", expect_ok=False)
+    assert code != 0 and f"ensemble member {broken}" in out and "model.npz" in out
+    code, out = ensemble([members / "seed0"], cifar_data_dir, tmp_path / "c", expect_ok=False)
+    assert code != 0 and "fewer than --ensemble_size=2" in out
+    code, out = ensemble([members / "seed0", members / "seed1"], cifar_data_dir, tmp_path / "d",
+                         "--ensemble_size=0", expect_ok=False)
+    assert code != 0 and "--ensemble_size must be >= 1" in out
+    assert not any((tmp_path / name).exists() for name in "abcd")  # Nothing written.
