@@ -202,3 +202,11 @@ def test_each_mimo_member_passes_every_check(member):
                                               width_multiplier=1, num_classes=10, ensemble_size=2), member, copies=2)
     report = sanity.run_sanity(build, x, y, steps=100)
     assert report.passed, report.table()
+
+
+def test_a_batchensemble_member_passes_every_check():
+    x, y = random_batch((8, 8, 3), 10)
+    build = lambda: member_view(ub.models.get("wide_resnet_batchensemble", input_shape=(8, 8, 3), depth=10,  # noqa: E731
+                                              width_multiplier=1, num_classes=10, ensemble_size=2), 1)
+    report = sanity.run_sanity(build, x, y, steps=100)
+    assert report.passed, report.table()
