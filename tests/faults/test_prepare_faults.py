@@ -1,7 +1,7 @@
 """Fault injection for offline preparation: a preparation killed with SIGKILL mid-way, a
 concurrent one, an unwritable data_dir, malformed archives, a subset where the full set is
 asked for, a subset missing a class. The command's errors are one line with exit status 2.
-Sources are the tiny generated ones of tests/datasets/prepare_fixtures.py."""
+Sources are the tiny generated ones of tests/prepare_fixtures.py."""
 import errno
 import os
 import pathlib
@@ -12,12 +12,10 @@ import time
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "datasets"))
-from prepare_fixtures import CLASSES, SMALL, class_folder_entries, idx_fixture, read_split, write_zip  # noqa: E402
-
-from uncertainty_baselines.datasets import prepare as prepare_module  # noqa: E402
-from uncertainty_baselines.datasets.prepare import STAGING_PREFIX, ExpectedCounts, run  # noqa: E402
-from uncertainty_baselines.runs.lock import is_locked  # noqa: E402
+from prepare_fixtures import CLASSES, SMALL, class_folder_entries, idx_fixture, read_split, write_zip
+from uncertainty_baselines.datasets import prepare as prepare_module
+from uncertainty_baselines.datasets.prepare import STAGING_PREFIX, ExpectedCounts, run
+from uncertainty_baselines.runs.lock import is_locked
 
 # Prepares cifar10 (argv 1 -> argv 2) from 20 train and 10 test images but stalls in the
 # test split, when TFDS has written the train shards, and says so by creating the file argv 3.

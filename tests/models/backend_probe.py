@@ -6,7 +6,6 @@ variable checks fail on broken models, and on torch trains the model in a plain 
 """
 import json
 import pathlib
-import sys
 
 import keras
 import numpy as np
@@ -14,8 +13,7 @@ import numpy as np
 import uncertainty_baselines as ub
 from uncertainty_baselines import sanity
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from sanity_models import ScaleWithFrozenOrUnusedWeight, SubtractBatchMean, mlp_with  # noqa: E402
+from sanity_models import ScaleWithFrozenOrUnusedWeight, SubtractBatchMean, mlp_with  # on PYTHONPATH
 
 SMOKE_CHECKS = "initial_loss,trainable_variables_change,batch_independence,determinism"
 

@@ -12,8 +12,10 @@ REPO_ROOT = PROBE.parents[2]
 
 
 def run_probe(backend: str) -> dict:
-    # The repo first on the path: the probe tests this checkout, whatever is installed.
-    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    # The repo first on the path: the probe tests this checkout, whatever is installed; then
+    # tests/ for the probe's test models (sanity_models) and tests/models (method_models).
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), str(REPO_ROOT / "tests"), str(PROBE.parent),
+                                         os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONPATH": path}
     out = subprocess.run([sys.executable, str(PROBE)], env=env, capture_output=True,
