@@ -5,7 +5,8 @@ default that gives the deterministic baseline (the shape of torch-uncertainty's 
 wrapper with a member axis, batch formatter and loss, plus extra loss terms, an epoch
 hook and OOD score kinds). Logits have shape [B, K], or [B, M, K] with a member axis (M
 heads, M stochastic passes, M fast-weight members); labels [B], or [B, M] when each
-member has its own (MIMO). All functions run inside the compiled TensorFlow step.
+member has its own (MIMO). All functions run inside the compiled TensorFlow step. Seam
+implementations that several baselines share (sampled passes, MIMO batches) live here too.
 """
 from __future__ import annotations
 
