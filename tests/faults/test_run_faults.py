@@ -10,13 +10,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from image_flag_values import image_flags
 from uncertainty_baselines.runs import checkpoint, lifecycle, lock, output_dir, run_record
 from uncertainty_baselines.training import distribution, experiment, flags, schedules
 
@@ -150,20 +150,11 @@ def test_full_disk_keeps_the_previous_checkpoint_and_record(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text()) == {"x": 1}
 
 
-def image_config(**overrides):
-    values = dict(dataset="cifar10", train_epochs=1, batch_size=8, eval_batch_size=None, train_examples=None,
-                  base_learning_rate=0.1, lr_schedule="step", lr_warmup_epochs=1, lr_decay_ratio=0.2, momentum=0.9, l2=0.0,
-                  lr_decay_epochs=["0.5"], checkpoint_interval=1, keep_checkpoints=1, corruptions_interval=0,
-                  steps_per_loop=1, output_dir="/tmp/x", eval_only=False, checkpoint_dir=None, eval_on_ood=False,
-                  ood_dataset=[], severities=["1"], strategy="cpu", num_cores=None)
-    return types.SimpleNamespace(**{**values, **overrides})
-
-
 def test_eval_only_into_the_training_folder_is_refused(tmp_path):
-    config = image_config(eval_only=True, checkpoint_dir=str(tmp_path), output_dir=str(tmp_path / "."))
+    config = image_flags(eval_only=True, checkpoint_dir=str(tmp_path), output_dir=str(tmp_path / "."))
     with pytest.raises(flags.InvalidFlagsError, match="must not be the --checkpoint_dir that --eval_only evaluates"):
         flags.validate_image_flags(config)
-    flags.validate_image_flags(image_config(eval_only=True, checkpoint_dir=str(tmp_path),
+    flags.validate_image_flags(image_flags(eval_only=True, checkpoint_dir=str(tmp_path),
                                             output_dir=str(tmp_path / "eval")))
 
 

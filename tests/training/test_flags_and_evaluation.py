@@ -1,23 +1,11 @@
 """Flag validation (fails fast, lists every problem) and the evaluation helpers."""
-import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from image_flag_values import image_flags
 from uncertainty_baselines.training import distribution, evaluation, flags
-
-
-def image_flags(**overrides):
-    values = dict(
-        dataset="cifar10", train_epochs=2, batch_size=64, eval_batch_size=None, train_examples=None,
-        base_learning_rate=0.1, lr_warmup_epochs=1.0, lr_decay_ratio=0.2, momentum=0.9, l2=2e-4,
-        lr_decay_epochs=["0.3", "0.6", "0.8"], checkpoint_interval=1, keep_checkpoints=3,
-        corruptions_interval=0, steps_per_loop=10, output_dir="/tmp/x", eval_only=False,
-        checkpoint_dir=None, eval_on_ood=False, ood_dataset=["cifar100"], severities=["1"],
-        strategy="cpu", num_cores=None)
-    values.update(overrides)
-    return types.SimpleNamespace(**values)
 
 
 def test_valid_flags_pass():
@@ -40,6 +28,7 @@ def test_valid_flags_pass():
     ({"corruptions_interval": 1, "severities": ["6"]}, "--severities must be in 1..5"),
     ({"train_examples": 10}, "--train_examples (10) must be at least one batch (64)"),
     ({"output_dir": None}, "--output_dir is required"),
+    ({"lr_schedule": "cosine", "lr_warmup_epochs": 2.0}, "must be shorter than --train_epochs (2) with --lr_schedule=cosine"),
 ])
 def test_bad_flags(overrides, message):
     with pytest.raises(ValueError, match="invalid flags") as info:
