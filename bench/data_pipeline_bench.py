@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import pathlib
 import sys
@@ -68,8 +69,10 @@ def time_full_pass(dataset: tf.data.Dataset) -> tuple[float, float, int]:
 @contextlib.contextmanager
 def mocked_cifar10(num_examples: int):
     """TFDS cifar10 mocked with ``num_examples`` random images per split, PNG-encoded once."""
-    sys.path.insert(0, str(REPO / "tests" / "datasets"))
-    from mock_tfds_data import mock_tfds
+    spec = importlib.util.spec_from_file_location("mock_tfds_data", REPO / "tests" / "datasets" / "mock_tfds_data.py")
+    mock_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mock_module)  # The tests' TFDS mock, loaded from its file.
+    mock_tfds = mock_module.mock_tfds
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(num_examples, 32, 32, 3), dtype=np.uint8)
@@ -86,8 +89,7 @@ def mocked_cifar10(num_examples: int):
 
 def wrn_16_4_images_per_second(steps: int) -> float:
     """A bare train_on_batch rate of WRN-16-4 at batch 128 (models helper's benchmark)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    from model_step_bench import images_per_second
+    from model_step_bench import images_per_second  # Beside this script, so on sys.path.
     return images_per_second(depth=16, width=4, batch=128, steps=steps, warmup=2)
 
 
