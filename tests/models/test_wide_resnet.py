@@ -151,5 +151,8 @@ def test_batchensemble_wrn_with_unit_fast_weights_is_the_plain_model():
     four = ub.models.get("wide_resnet_batchensemble", **kwargs, ensemble_size=4)
     out = np.asarray(four(x, training=False))
     assert out.shape == (3, 4, 5) and not np.allclose(out[:, 0], out[:, 1])  # Random-sign members differ.
+    fast = ub.layers.fast_weights(four)  # Every conv and the head: (alpha, gamma) each.
+    assert len(fast) == 2 * sum(isinstance(l, keras.layers.Conv2D) for l in plain.layers) + 2
+    assert {w.path.rsplit("/", 1)[-1] for w in fast} == {"alpha", "gamma"}
     extra = four.count_params() - plain.count_params()
     assert 0 < extra < 0.1 * plain.count_params()  # Rank-1 fast weights cost little.

@@ -14,7 +14,7 @@ import tensorflow as tf
 import uncertainty_baselines as ub
 from synthetic_run import BATCH, CLASSES, fit, interrupt_at, make_data, strip
 from uncertainty_baselines.runs import checkpoint, lifecycle
-from uncertainty_baselines.training import distribution, experiment
+from uncertainty_baselines.training import distribution, experiment, loop
 from uncertainty_baselines.training import method as method_lib
 from uncertainty_baselines.training.method import Method, member_cross_entropy
 
@@ -183,3 +183,28 @@ def test_stochastic_passes_are_members_of_one_tiled_pass():
     same = method_lib.stochastic_passes(3)(no_dropout, tf.constant(x)).numpy()
     for p in range(3):  # ... and pass p of example b is the model on example b.
         np.testing.assert_allclose(same[:, p], no_dropout(x).numpy(), rtol=1e-6)
+
+
+def test_learning_rate_scales_multiply_each_variables_step():
+    strategy = distribution.get_strategy("cpu")
+    x = np.random.default_rng(0).normal(size=(8, 5)).astype(np.float32)
+    batch = {"features": x, "labels": np.arange(8) % CLASSES}
+
+    def one_sgd_step(scales):
+        with strategy.scope():
+            model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(CLASSES)])
+            rng = np.random.default_rng(1)
+            model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.weights])
+            optimizer = keras.optimizers.SGD(0.1)
+        before = [np.asarray(v) for v in model.trainable_variables]
+        train = loop.make_train_fn(model, optimizer, strategy, 8, learning_rate_scales=scales)
+        train(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat())), 1)
+        return [np.asarray(v) - b for v, b in zip(model.trainable_variables, before)]
+
+    plain = one_sgd_step(None)
+    scaled = one_sgd_step(lambda model: [0.5, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(scaled[0], 0.5 * plain[0], atol=1e-6)  # Half the step (float32 weights) ...
+    assert not scaled[1].any() and plain[1].any()  # ... no step ...
+    np.testing.assert_array_equal(scaled[2], plain[2])  # ... the same step.
+    with pytest.raises(ValueError, match="gave 1 multipliers for 4 trainable variables"):
+        one_sgd_step(lambda model: [1.0])

@@ -1,10 +1,12 @@
-"""Uncertainty layers: test-time (MC) dropout, mean-field variational Dense, and a Dense
-layer stacked over ensemble members for vectorised training."""
+"""Uncertainty layers: test-time (MC) dropout, mean-field variational Dense, BatchEnsemble
+Dense and Conv2D (shared kernels, rank-1 fast weights per member), and a Dense layer
+stacked over ensemble members for vectorised training."""
 from uncertainty_baselines.layers.batchensemble import (Conv2DBatchEnsemble, DenseBatchEnsemble,
-                                                      RandomSign, random_sign_initializer)
+                                                      RandomSign, fast_weights,
+                                                      random_sign_initializer)
 from uncertainty_baselines.layers.dropout import MCDropout
 from uncertainty_baselines.layers.stacked_dense import StackedDense
 from uncertainty_baselines.layers.variational import DenseVariational
 
 __all__ = ["Conv2DBatchEnsemble", "DenseBatchEnsemble", "DenseVariational", "MCDropout",
-           "RandomSign", "StackedDense", "random_sign_initializer"]
+           "RandomSign", "StackedDense", "fast_weights", "random_sign_initializer"]

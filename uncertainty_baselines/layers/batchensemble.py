@@ -296,3 +296,16 @@ class Conv2DBatchEnsemble(_BatchEnsembleBase):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,
                 "padding": self.padding}
+
+
+def fast_weights(model: keras.Model) -> list:
+    """The rank-1 fast weights (alpha, gamma) of every BatchEnsemble layer in `model`,
+    nested models included (e.g. to give them their own learning rate)."""
+    return [w for layer in _walk(model) if isinstance(layer, _BatchEnsembleBase)
+            for w in (layer.alpha, layer.gamma)]
+
+
+def _walk(layer: keras.layers.Layer):
+    yield layer
+    for sub in getattr(layer, "layers", []):
+        yield from _walk(sub)

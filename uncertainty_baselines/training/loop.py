@@ -29,6 +29,7 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                   loss: method_lib.LossFn = method_lib.member_cross_entropy,
                   extra_losses: method_lib.ExtraLossFn = method_lib.regularization_losses,
                   format_batch: method_lib.BatchFormatter | None = None,
+                  learning_rate_scales: method_lib.LearningRateScales | None = None,
                   seed: int = 0) -> TrainFn:
     """A function running `num_steps` training steps from a distributed iterator.
 
@@ -39,7 +40,8 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
     update does not depend on how the global batch is split. `format_batch` reshapes each
     replica's batch first, seeded statelessly from (`seed`, optimizer step, replica), so a
     resumed run formats exactly as an uninterrupted one; the loss is then the mean over the
-    formatted batch (a batch repeated R times weighs as one). Returns host floats: `loss_sum`,
+    formatted batch (a batch repeated R times weighs as one). `learning_rate_scales` gives
+    each trainable variable a multiplier on its gradient (for SGD, on its learning rate). Returns host floats: `loss_sum`,
     `correct` top-1 predictions (of the members' mean probability), `examples`, and
     `terms`, the last step's value of each extra term.
     """
@@ -65,6 +67,8 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             if terms:
                 total += tf.add_n(list(terms.values())) / replicas
         grads = tape.gradient(total, model.trainable_variables)
+        if scales is not None:
+            grads = [g if s == 1.0 else g * s for g, s in zip(grads, scales)]
         optimizer.apply(grads, model.trainable_variables)
         return loss_sum, terms, correct_predictions(labels, logits), tf.cast(tf.shape(labels)[0], tf.float32)
 
@@ -81,6 +85,10 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
         return {"loss_sum": loss_sum, "correct": correct, "examples": examples, "terms": terms}
 
     term_names = tuple(extra_losses(model))  # Known before tracing: the loop carries them.
+    scales = None if learning_rate_scales is None else [float(x) for x in learning_rate_scales(model)]
+    if scales is not None and len(scales) != len(model.trainable_variables):
+        raise ValueError(f"learning_rate_scales gave {len(scales)} multipliers for "
+                         f"{len(model.trainable_variables)} trainable variables")
 
     def run(iterator: Iterator, num_steps: int) -> dict[str, Any]:
         if num_steps < 1:

@@ -29,6 +29,8 @@ ExtraLossFn = Callable[[keras.Model], Mapping[str, tf.Tensor]]
 PredictFn = Callable[[keras.Model, tf.Tensor], tf.Tensor]
 # (model, epoch) -> None, before the epoch's first step (epoch counts from 0).
 EpochHook = Callable[[keras.Model, int], None]
+# (model) -> one learning-rate multiplier per trainable variable, applied to its gradient.
+LearningRateScales = Callable[[keras.Model], Sequence[float]]
 
 
 def member_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -105,6 +107,7 @@ class Method:
     predict: PredictFn = single_pass
     on_epoch_start: EpochHook | None = None
     ood_scores: Sequence[str] = ("msp",)
+    learning_rate_scales: LearningRateScales | None = None
 
 
 DETERMINISTIC_SEAMS = Method("deterministic")  # Every seam at its default.
