@@ -156,3 +156,16 @@ def test_batchensemble_wrn_with_unit_fast_weights_is_the_plain_model():
     assert {w.path.rsplit("/", 1)[-1] for w in fast} == {"alpha", "gamma"}
     extra = four.count_params() - plain.count_params()
     assert 0 < extra < 0.1 * plain.count_params()  # Rank-1 fast weights cost little.
+
+
+def test_glorot_initializer_option_keeps_the_seed_stream_and_changes_only_the_distribution():
+    kwargs = dict(input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=5, seed=4)
+    he = ub.models.get("wide_resnet", **kwargs)
+    np.testing.assert_array_equal(np.asarray(he.weights[0]),
+                                  np.asarray(ub.models.get("wide_resnet", **kwargs, initializer="he_normal").weights[0]))
+    glorot = ub.models.get("wide_resnet", **kwargs, initializer="glorot_uniform")
+    kernel = np.asarray(glorot.layers[1].kernel)  # The stem conv, 3x3x3 -> 16.
+    limit = np.sqrt(6.0 / (3 * 3 * 3 + 3 * 3 * 16))
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit  # Uniform on [-limit, limit].
+    with pytest.raises(ValueError, match="unknown initializer 'orthogonal'"):
+        ub.models.get("wide_resnet", **kwargs, initializer="orthogonal")

@@ -17,17 +17,24 @@ Init = Callable[..., keras.initializers.Initializer]
 TensorFn = Callable[[keras.KerasTensor], keras.KerasTensor]
 
 
-def initializer_stream(seed: int) -> Init:
-    """Returns a factory of initialisers (He-normal by default), each seeded from `seed`.
+KERNEL_INITIALIZERS = {"he_normal": keras.initializers.HeNormal,
+                       "glorot_uniform": keras.initializers.GlorotUniform}
+
+
+def initializer_stream(seed: int, default: str = "he_normal") -> Init:
+    """Returns a factory of initialisers (`default`, a name of KERNEL_INITIALIZERS), each
+    seeded from `seed`.
 
     Keras 3 initialisers with an integer seed repeat the same values on every call, so
     each layer needs a distinct seed; drawing them from one generator makes the whole
     network a deterministic function of `seed`. `make(cls, **kwargs)` builds
     `cls(seed=<next seed>, **kwargs)`.
     """
+    if default not in KERNEL_INITIALIZERS:
+        raise ValueError(f"unknown initializer {default!r}; valid: {sorted(KERNEL_INITIALIZERS)}")
     rng = np.random.default_rng(seed)
 
-    def make(cls: type = keras.initializers.HeNormal, **kwargs) -> keras.initializers.Initializer:
+    def make(cls: type = KERNEL_INITIALIZERS[default], **kwargs) -> keras.initializers.Initializer:
         return cls(seed=int(rng.integers(2**31 - 1)), **kwargs)
 
     return make

@@ -55,7 +55,7 @@ def _block(x, filters: int, strides: int, conv_l2: float, bn_l2: float, init: In
 
 def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
                 num_classes: int, l2: float = 0.0, seed: int = 0,
-                l2_overrides: Mapping[str, float] | None = None, *,
+                l2_overrides: Mapping[str, float] | None = None, initializer: str = "he_normal", *,
                 conv: ConvFactory = conv2d, head: HeadFactory = dense_head,
                 branch: TensorFn = identity) -> keras.Model:
     """Builds WRN-`depth`-`width_multiplier` mapping images (H, W, C) to `num_classes` logits.
@@ -68,6 +68,8 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
       l2: L2 coefficient (a loss term) for every weight group; 0 turns it off.
       seed: the initial weights are a deterministic function of this seed.
       l2_overrides: per-group coefficients overriding `l2`, keys from `L2_GROUPS`.
+      initializer: the kernels' initialiser, "he_normal" (the reference) or
+        "glorot_uniform" (Keras' default; trains faster at a few epochs).
       conv: builds every convolution (stem, block and 1x1 shortcut convs, in that order).
       head: builds the output layer on the pooled features, with the `dense_kernel` and
         `dense_bias` L2 coefficients.
@@ -82,7 +84,7 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
     coeff = l2_coefficients(l2, l2_overrides)
-    init = initializer_stream(seed)
+    init = initializer_stream(seed, initializer)
     num_blocks = (depth - 4) // 6
 
     inputs = keras.Input(shape=tuple(input_shape))
@@ -109,11 +111,12 @@ def mc_dropout_branch(rate: float, seed: int, filterwise: bool = False) -> Tenso
 
 def wide_resnet_mc_dropout(input_shape: Sequence[int], depth: int, width_multiplier: int,
                            num_classes: int, l2: float = 0.0, seed: int = 0,
-                           dropout_rate: float = 0.1, filterwise: bool = False) -> keras.Model:
+                           dropout_rate: float = 0.1, filterwise: bool = False,
+                           initializer: str = "he_normal") -> keras.Model:
     """WRN with MC dropout (Gal & Ghahramani 2016) on each residual branch, active at test
     time; with rate 0 it computes exactly the plain WRN of the same seed."""
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                       branch=mc_dropout_branch(dropout_rate, seed, filterwise))
+                       initializer=initializer, branch=mc_dropout_branch(dropout_rate, seed, filterwise))
 
 
 def member_head(num_members: int) -> HeadFactory:
@@ -126,14 +129,15 @@ def member_head(num_members: int) -> HeadFactory:
 
 
 def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: int,
-                     num_classes: int, l2: float = 0.0, seed: int = 0, ensemble_size: int = 3) -> keras.Model:
+                     num_classes: int, l2: float = 0.0, seed: int = 0, ensemble_size: int = 3,
+                     initializer: str = "he_normal") -> keras.Model:
     """MIMO WRN (Havasi et al. 2021): `ensemble_size` images stacked on the channel axis in,
     one set of logits per member out, [B, M, K]. `input_shape` is one image's."""
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     height, width, channels = input_shape
     return wide_resnet((height, width, channels * ensemble_size), depth, width_multiplier, num_classes,
-                       l2=l2, seed=seed, head=member_head(ensemble_size))
+                       l2=l2, seed=seed, initializer=initializer, head=member_head(ensemble_size))
 
 
 def batchensemble_factories(ensemble_size: int, seed: int) -> tuple[ConvFactory, HeadFactory]:
@@ -159,7 +163,7 @@ def batchensemble_factories(ensemble_size: int, seed: int) -> tuple[ConvFactory,
 
 def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_multiplier: int,
                               num_classes: int, l2: float = 0.0, seed: int = 0,
-                              ensemble_size: int = 4) -> keras.Model:
+                              ensemble_size: int = 4, initializer: str = "he_normal") -> keras.Model:
     """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     The batch is tiled M times inside (member-major, so each member sees every example),
@@ -170,7 +174,7 @@ def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_mult
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     conv, head = batchensemble_factories(ensemble_size, seed)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                          conv=conv, head=head)
+                          initializer=initializer, conv=conv, head=head)
     inputs = keras.Input(tuple(input_shape))
     tiled = keras.layers.Lambda(lambda x: keras.ops.tile(x, (ensemble_size, 1, 1, 1)), name="tile_members")(inputs)
     logits = members(tiled)  # [M * B, K], member-major.
