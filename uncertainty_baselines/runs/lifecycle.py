@@ -30,18 +30,14 @@ class Run:
 
     def finish(self, *, metrics: Mapping[str, float], seed: int | None,
                data_fingerprint: str | None, model: Mapping[str, Any] | None = None,
-               extra: Mapping[str, Any] | None = None, earlier_wall_time_s: float = 0.0,
-               release: bool = True) -> pathlib.Path:
-        """Write `run.json` (wall time = this process's + `earlier_wall_time_s` of a resumed run).
-
-        Releases the folder lock unless `release` is False.
-        """
+               extra: Mapping[str, Any] | None = None, earlier_wall_time_s: float = 0.0) -> pathlib.Path:
+        """Write `run.json` (wall time = this process's + `earlier_wall_time_s` of a resumed
+        run) and release the folder lock."""
         path = run_record.write_run_record(
             self.output_dir, flags=self.flags, metrics=metrics, seed=seed,
             data_fingerprint=data_fingerprint, model=model, extra=extra, git=self.git,
             wall_time_s=earlier_wall_time_s + time.time() - self.started_at)
-        if release:
-            self.folder_lock.release()
+        self.folder_lock.release()
         return path
 
 
