@@ -92,25 +92,31 @@ def test_kill_during_checkpoint_writes_leaves_a_valid_latest(tmp_path):
 
 
 RUN_AND_SAVE = """
-import sys, numpy as np
+import pathlib, sys, time, numpy as np
 from uncertainty_baselines.runs import checkpoint, lifecycle
 run = lifecycle.start_run(sys.argv[1], {"lr": 0.1})
 for step in range(1, 41):
     checkpoint.save(sys.argv[1] + "/checkpoints", step, {"model": {"w": np.full(100_000, step)}}, {})
     checkpoint.keep_last(sys.argv[1] + "/checkpoints", 3)
 print("saved 40", flush=True)
+deadline = time.time() + 60
+while not pathlib.Path(sys.argv[2]).exists() and time.time() < deadline:
+    time.sleep(0.02)  # Hold the folder until the test has seen the other writer end.
 """
 
 
 def test_two_writers_on_one_folder_one_refused_none_loses_saves(tmp_path):
     # Before the lock both trained, and housekeeping deleted the other's checkpoints in progress.
-    procs = [python(RUN_AND_SAVE, str(tmp_path)) for _ in range(2)]
+    run_dir, release = tmp_path / "run", tmp_path / "release"
+    procs = [python(RUN_AND_SAVE, str(run_dir), str(release)) for _ in range(2)]
+    wait_for(lambda: any(p.poll() is not None for p in procs), timeout=120)  # The refused one ends ...
+    release.touch()  # ... while the holder still holds the folder; then it may go.
     results = [(p.pid, p.wait(timeout=120), p.stdout.read()) for p in procs]
     finished = [r for r in results if r[1] == 0]
     refused = [r for r in results if r[1] != 0]
     assert len(finished) == 1 and "saved 40" in finished[0][2]
     assert len(refused) == 1 and f"in use by another process (pid {finished[0][0]}" in refused[0][2]
-    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "checkpoints")] == [
+    assert [p.name for p in checkpoint.list_checkpoints(run_dir / "checkpoints")] == [
         f"ckpt-{s:09d}" for s in (38, 39, 40)]
 
 
