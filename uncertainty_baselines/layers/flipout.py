@@ -1,0 +1,211 @@
+"""Mean-field Gaussian Dense and Conv2D layers with Flipout (Wen et al. 2018, "Flipout:
+efficient pseudo-independent weight perturbations on mini-batches").
+
+Each kernel weight has a posterior N(mu, sigma^2), sigma = softplus(rho). A call draws one
+perturbation dW = sigma * eps (eps ~ N(0, 1), fresh each call) and gives example n the
+kernel mu + diag(r_n) dW diag(s_n), with random signs r_n (inputs) and s_n (outputs):
+
+    y_n = x_n mu + ((x_n * r_n) dW) * s_n        (conv: conv(x_n * r_n, dW) * s_n)
+
+Flipping the signs of a symmetric perturbation leaves its law unchanged, so each example's
+output has exactly the plain reparameterisation's marginal, N(x mu, x^2 sigma^2), while
+two examples of one batch get uncorrelated perturbations at the cost of one extra matmul
+or convolution, which lowers the gradient variance a shared weight sample would have.
+Sampling happens in training and at inference, so repeated calls sample the predictive.
+
+Biases are deterministic, as in the reference variational Wide ResNet. ``kl()`` is the
+closed-form KL(q || p) of the kernel to the prior p = N(0, prior_stddev^2); the training
+loss adds ``flipout_kl(model)`` (all Flipout layers' sum) divided by the number of
+training examples and annealed.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+from keras import ops
+
+from uncertainty_baselines.layers.batchensemble import (InitializerLike, RegularizerLike,
+                                                      _check_initializer, _conv_length,
+                                                      _derived_seed, _pair, _resolve,
+                                                      _serialize_initializer, _walk)
+from uncertainty_baselines.layers.variational import inverse_softplus
+
+
+class _FlipoutBase(keras.layers.Layer):
+    """Shared arguments, posterior weights, sampling and KL of the Flipout layers;
+    subclasses build the kernel shapes and apply the linear map in `_linear`."""
+
+    default_kernel_initializer: Callable[[int], keras.initializers.Initializer]
+
+    def __init__(self, activation=None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = None,
+                 kernel_regularizer: RegularizerLike = None,
+                 bias_regularizer: RegularizerLike = None, prior_stddev: float = 0.1,
+                 init_stddev: float = 1e-3, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if prior_stddev <= 0 or init_stddev <= 0:
+            raise ValueError(f"prior_stddev and init_stddev must be > 0, got {prior_stddev}, "
+                             f"{init_stddev}.")
+        self.use_bias, self.prior_stddev, self.init_stddev = use_bias, prior_stddev, init_stddev
+        self.seed = seed
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = _check_initializer(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        # A stream apart from the kernel initialiser's, which draws from `seed` itself.
+        self.seed_generator = keras.random.SeedGenerator(_derived_seed(seed, 1))
+
+    def _build_posterior(self, kernel_shape: tuple[int, ...]) -> None:
+        """kernel_loc and kernel_rho (the posterior's mu and rho) and the bias (or None)."""
+        self.kernel_loc = self.add_weight(
+            shape=kernel_shape, name="kernel_loc",
+            initializer=_resolve(self.kernel_initializer, self.default_kernel_initializer,
+                                 self.seed),
+            regularizer=self.kernel_regularizer)
+        self.kernel_rho = self.add_weight(
+            shape=kernel_shape, name="kernel_rho",
+            initializer=keras.initializers.Constant(inverse_softplus(self.init_stddev)))
+        self.bias = self.add_weight(shape=kernel_shape[-1:], name="bias", initializer="zeros",
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
+
+    def _linear(self, inputs, kernel):
+        raise NotImplementedError
+
+    def _signs(self, shape):
+        """Rademacher (+1 or -1 with probability 1/2) values of `shape`."""
+        bits = keras.random.randint(shape, 0, 2, seed=self.seed_generator)
+        return ops.cast(2 * bits - 1, self.compute_dtype)
+
+    def call(self, inputs):
+        # Per example n: signs over the input features (r_n) and over the outputs (s_n),
+        # broadcast over any axes between (a conv's height and width).
+        batch, middle = ops.shape(inputs)[0], (1,) * (len(inputs.shape) - 2)
+        sign_in = self._signs((batch, *middle, self.kernel_loc.shape[-2]))
+        sign_out = self._signs((batch, *middle, self.kernel_loc.shape[-1]))
+        eps = keras.random.normal(self.kernel_loc.shape, seed=self.seed_generator,
+                                  dtype=self.compute_dtype)
+        perturbation = ops.softplus(self.kernel_rho) * eps
+        outputs = (self._linear(inputs, self.kernel_loc)
+                   + self._linear(inputs * sign_in, perturbation) * sign_out)
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+    def kl(self):
+        """KL(q || N(0, prior_stddev^2)) summed over the kernel's weights: a scalar."""
+        scale, p = ops.softplus(self.kernel_rho), self.prior_stddev
+        return ops.sum(ops.log(p / scale)
+                       + (ops.square(scale) + ops.square(self.kernel_loc)) / (2 * p * p) - 0.5)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": _serialize_initializer(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "prior_stddev": self.prior_stddev, "init_stddev": self.init_stddev,
+                "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class DenseFlipout(_FlipoutBase):
+    """Dense layer with a mean-field Gaussian kernel sampled by Flipout (module docstring):
+    inputs [B, ..., D] -> activation(y) [B, ..., units], signs drawn per example.
+
+    The kernel mean starts as ``kernel_initializer`` (None: Glorot-uniform seeded from
+    ``seed``, as keras Dense; a name: that initialiser seeded from ``seed``; an object: as
+    given) and its stddev at ``init_stddev``. ``seed`` also seeds the noise: give every
+    layer of a model its own. Regularisers (e.g. L2) act on the kernel mean and the bias.
+    """
+
+    default_kernel_initializer = staticmethod(
+        lambda seed: keras.initializers.GlorotUniform(seed=seed))
+
+    def __init__(self, units: int, activation=None, use_bias: bool = True,
+                 kernel_initializer: InitializerLike = None,
+                 kernel_regularizer: RegularizerLike = None,
+                 bias_regularizer: RegularizerLike = None, prior_stddev: float = 0.1,
+                 init_stddev: float = 1e-3, seed: int = 0, **kwargs):
+        super().__init__(activation, use_bias, kernel_initializer, kernel_regularizer,
+                         bias_regularizer, prior_stddev, init_stddev, seed, **kwargs)
+        if units < 1:
+            raise ValueError(f"units must be >= 1, got {units}.")
+        self.units = units
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(f"DenseFlipout expects inputs [batch, ..., features] with known "
+                             f"features, got shape {input_shape}.")
+        self._build_posterior((input_shape[-1], self.units))
+
+    def _linear(self, inputs, kernel):
+        return ops.matmul(inputs, kernel)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class Conv2DFlipout(_FlipoutBase):
+    """2-D convolution, channels last, with a mean-field Gaussian kernel [kh, kw, C_in,
+    filters] sampled by Flipout (module docstring): signs per example over input channels
+    and over filters.
+
+    The kernel mean starts as ``kernel_initializer`` (None: He-normal seeded from ``seed``,
+    as the repo's convolutional models; a name: seeded from ``seed``; an object: as given)
+    and its stddev at ``init_stddev``. ``seed`` also seeds the noise: give every layer of a
+    model its own. Regularisers (e.g. L2) act on the kernel mean and the bias.
+    """
+
+    default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))
+
+    def __init__(self, filters: int, kernel_size: int | tuple[int, int],
+                 strides: int | tuple[int, int] = 1, padding: str = "same", activation=None,
+                 use_bias: bool = True, kernel_initializer: InitializerLike = None,
+                 kernel_regularizer: RegularizerLike = None,
+                 bias_regularizer: RegularizerLike = None, prior_stddev: float = 0.1,
+                 init_stddev: float = 1e-3, seed: int = 0, **kwargs):
+        super().__init__(activation, use_bias, kernel_initializer, kernel_regularizer,
+                         bias_regularizer, prior_stddev, init_stddev, seed, **kwargs)
+        if filters < 1:
+            raise ValueError(f"filters must be >= 1, got {filters}.")
+        if padding not in ("same", "valid"):
+            raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
+        self.filters, self.padding = filters, padding
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.strides = _pair(strides, "strides")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(f"Conv2DFlipout expects inputs [batch, height, width, channels] "
+                             f"with known channels, got shape {input_shape}.")
+        self._build_posterior((*self.kernel_size, input_shape[-1], self.filters))
+
+    def _linear(self, inputs, kernel):
+        return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding,
+                        data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],
+                *(_conv_length(n, k, s, self.padding)
+                  for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)),
+                self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+def flipout_kl(model: keras.layers.Layer):
+    """The summed ``kl()`` of every Flipout layer in `model`, nested models included: the
+    ELBO's KL term before scaling by 1 / (number of training examples) and annealing."""
+    terms = [layer.kl() for layer in _walk(model) if isinstance(layer, _FlipoutBase)]
+    if not terms:
+        raise ValueError(f"{model.name} has no DenseFlipout or Conv2DFlipout layer.")
+    return ops.sum(ops.stack(terms))
