@@ -33,7 +33,7 @@ def test_members_are_the_heads_and_train_on_repeated_batches(mimo_run):
     assert {"test/accuracy_member_0", "test/accuracy_member_1", "test/disagreement"} <= set(metrics)
     assert metrics["test/disagreement"] > 0  # Independently shuffled members learn different functions.
     first_epoch = summaries.read_metrics(mimo_run)[0]
-    assert first_epoch["step"] == NUM_TRAIN // 32  # Steps count original batches ...
+    assert first_epoch["step"] == NUM_TRAIN // (32 // 2)  # A step reads batch_size / repetitions examples ...
     model = ub.models.load(mimo_run)
     x = tf.random.stateless_normal((3, 28, 28, 2), seed=(1, 2))  # ... the model takes M stacked images.
     assert model(x, training=False).shape == (3, 2, 10)
@@ -48,4 +48,6 @@ def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(mimo_run, cifar
 def test_bad_method_flags_refused(cifar_data_dir, tmp_path):
     code, out = run(["--ensemble_size=0", "--batch_repetitions=0"], cifar_data_dir, tmp_path / "bad", expect_ok=False)
     assert code != 0 and "--ensemble_size must be >= 1" in out and "--batch_repetitions must be >= 1" in out
+    code, out = run(["--batch_repetitions=3"], cifar_data_dir, tmp_path / "bad", expect_ok=False)
+    assert code != 0 and "--batch_size=32 must be divisible by --batch_repetitions=3" in out
     assert not (tmp_path / "bad").exists()

@@ -38,6 +38,16 @@ def test_member_cross_entropy_is_the_members_mean():
     np.testing.assert_allclose(member_cross_entropy(tf.constant(own_labels), tf.constant(logits)), expected, rtol=1e-5)
 
 
+def test_summed_member_cross_entropy_is_the_members_sum():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, 3, CLASSES)).astype(np.float32)
+    labels = np.array([[0, 1, 2], [1, 1, 0], [2, 0, 0], [1, 2, 1]])
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -sum(log_p[np.arange(4), m, labels[:, m]] for m in range(3))
+    got = method_lib.summed_member_cross_entropy(tf.constant(labels), tf.constant(logits))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
 def test_two_heads_report_ensemble_and_per_member_metrics(tmp_path):
     record, model = fit(tmp_path, model_fn=two_heads, epochs=2, ood=True)
     for key in ("test/disagreement", "test/ensemble_negative_log_likelihood", "test/gibbs_negative_log_likelihood",

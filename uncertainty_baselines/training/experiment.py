@@ -75,8 +75,13 @@ def train_subset(name: str, num_examples: int | None, **kwargs: Any) -> ub_datas
     return subset
 
 
-def load_image_data(values: Any, strategy: tf.distribute.Strategy, *, with_corrupted: bool) -> ImageData:
-    """Datasets named by the common image flags (see `training.flags`), loaded for `strategy`."""
+def load_image_data(values: Any, strategy: tf.distribute.Strategy, *, with_corrupted: bool,
+                    train_batch_size: int | None = None) -> ImageData:
+    """Datasets named by the common image flags (see `training.flags`), loaded for `strategy`.
+
+    Training batches hold `train_batch_size` examples (default `values.batch_size`; fewer
+    when a method repeats each example, see `Method.batch_repetitions`)."""
+    train_batch_size = train_batch_size or values.batch_size
     on_disk = {"data_dir": values.data_dir, "download_data": values.download_data}
     train = train_subset(values.dataset, values.train_examples, seed=values.seed, **on_disk)
     test = ub_datasets.get(values.dataset, "test", **on_disk)
@@ -92,8 +97,8 @@ def load_image_data(values: Any, strategy: tf.distribute.Strategy, *, with_corru
                                  severity=severity, **on_disk)
             corrupted[(kind, severity)] = ds.load(batch_size=eval_batch, strategy=strategy)
     return ImageData(
-        train=train.load(batch_size=values.batch_size, strategy=strategy),
-        steps_per_epoch=train.num_examples // values.batch_size,
+        train=train.load(batch_size=train_batch_size, strategy=strategy),
+        steps_per_epoch=train.num_examples // train_batch_size,
         num_train_examples=train.num_examples, num_classes=test.num_classes,
         input_shape=tuple(test.output_shape),
         test=test.load(batch_size=eval_batch, strategy=strategy), ood=ood, corrupted=corrupted)
@@ -325,7 +330,7 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
         model = ub_models.get(spec["name"], **spec["kwargs"])
         if strategy.num_replicas_in_sync > 1:
             distribution.synchronize_batch_norm(model)
-        optimizer = default_optimizer(config, data.steps_per_epoch)
+        optimizer = default_optimizer(config, data.steps_per_epoch, train_batch_size(config, method))
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
                               ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
     logging.info("%s %s (%s) on %d replica(s)", "resuming" if run.resuming else "starting",
@@ -338,7 +343,7 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
         metrics = train_and_evaluate(
             model=model, optimizer=optimizer, strategy=strategy, data=data, method=method,
             seed=config.seed, output_dir=config.output_dir, train_epochs=config.train_epochs,
-            global_batch_size=config.batch_size, checkpoint_interval=config.checkpoint_interval,
+            global_batch_size=train_batch_size(config, method), checkpoint_interval=config.checkpoint_interval,
             keep_checkpoints=config.keep_checkpoints, corruptions_interval=config.corruptions_interval,
             steps_per_loop=config.steps_per_loop, log_interval_s=config.log_interval_s,
             started_at=started_at)
@@ -361,7 +366,14 @@ def set_up(config: Any, method: method_lib.Method) -> tuple[tf.distribute.Strate
     loop.enable_determinism(config.seed)
     strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu)
     with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
-    return strategy, load_image_data(config, strategy, with_corrupted=with_corrupted)
+    return strategy, load_image_data(config, strategy, with_corrupted=with_corrupted,
+                                     train_batch_size=train_batch_size(config, method))
+
+
+def train_batch_size(config: Any, method: method_lib.Method) -> int:
+    """Distinct examples per training step: --batch_size counts the rows of the formatted
+    batch, so a method that repeats each example R times reads batch_size / R of them."""
+    return config.batch_size // method.batch_repetitions
 
 
 def run_ensemble_of_runs(config: Any, method: method_lib.Method) -> dict[str, Any]:
@@ -389,10 +401,12 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method) -> dict[str, An
     return metrics
 
 
-def default_optimizer(config: Any, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Nesterov SGD on the --lr_schedule schedule (see training.schedules)."""
+def default_optimizer(config: Any, steps_per_epoch: int, global_batch_size: int | None = None
+                      ) -> keras.optimizers.Optimizer:
+    """Nesterov SGD on the --lr_schedule schedule (see training.schedules); the peak rate
+    scales with `global_batch_size` distinct examples per step (default --batch_size)."""
     return schedules.nesterov_sgd(schedules.image_schedule(
-        base_learning_rate=config.base_learning_rate, global_batch_size=config.batch_size,
+        base_learning_rate=config.base_learning_rate, global_batch_size=global_batch_size or config.batch_size,
         steps_per_epoch=steps_per_epoch, train_epochs=config.train_epochs,
         warmup_epochs=config.lr_warmup_epochs, decay_fractions=config.lr_decay_epochs,
         decay_ratio=config.lr_decay_ratio, kind=config.lr_schedule), momentum=config.momentum)

@@ -42,6 +42,12 @@ def member_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(ce, axis=1) if logits.shape.rank == 3 else ce
 
 
+def summed_member_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Softmax cross-entropy per example summed over the member axis (MIMO's loss: each
+    head's gradient as large as a single model's)."""
+    return member_cross_entropy(labels, logits) * tf.cast(tf.shape(logits)[1], tf.float32)
+
+
 def regularization_losses(model: keras.Model) -> dict[str, tf.Tensor]:
     """The model's own penalty terms (the kernel regularisers' L2) as one term `l2`."""
     return {"l2": tf.add_n(model.losses) if model.losses else tf.constant(0.0)}
@@ -95,7 +101,10 @@ class Method:
     see `experiment.run_image_baseline`; recorded so `ub.models.load` can rebuild it).
     `method_flags` names the script's own flags: they are validated by `validate`
     (returning messages, empty when fine), recorded in flags.json and run.json, and a
-    restart must repeat them to resume.
+    restart must repeat them to resume. `batch_repetitions` > 1 says that `format_batch`
+    repeats each example that many times and that --batch_size counts the repeated rows (as
+    the reference MIMO): a step then reads batch_size / batch_repetitions distinct examples,
+    an epoch has that many more steps, and the learning rate scales with the distinct ones.
     """
     name: str
     model_spec: ModelSpecFn | None = None
@@ -108,6 +117,7 @@ class Method:
     on_epoch_start: EpochHook | None = None
     ood_scores: Sequence[str] = ("msp",)
     learning_rate_scales: LearningRateScales | None = None
+    batch_repetitions: int = 1
 
 
 DETERMINISTIC_SEAMS = Method("deterministic")  # Every seam at its default.
