@@ -6,6 +6,7 @@ import pytest
 import uncertainty_baselines as ub
 from uncertainty_baselines.layers import MCDropout
 from uncertainty_baselines.models.wide_resnet import L2_GROUPS, wide_resnet
+from uncertainty_baselines.training import flags
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -169,3 +170,22 @@ def test_glorot_initializer_option_keeps_the_seed_stream_and_changes_only_the_di
     assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit  # Uniform on [-limit, limit].
     with pytest.raises(ValueError, match="unknown initializer 'orthogonal'"):
         ub.models.get("wide_resnet", **kwargs, initializer="orthogonal")
+
+
+@pytest.mark.parametrize("name, extra", [("wide_resnet", {}), ("wide_resnet_mc_dropout", {}),
+                                         ("wide_resnet_mimo", {"ensemble_size": 2}),
+                                         ("wide_resnet_batchensemble", {"ensemble_size": 2})])
+def test_l2_scope_kernels_penalises_only_the_kernels(name, extra):
+    """--l2_scope=kernels (its l2_overrides) leaves batch norm and the head's bias unpenalised,
+    in every WRN of the registry."""
+    kwargs = {"input_shape": (8, 8, 3), "depth": 10, "width_multiplier": 1, "num_classes": 3,
+              "l2": 1e-2, "seed": 0, **extra}
+    model = ub.models.get(name, **kwargs)
+    kernels_only = ub.models.get(name, **kwargs, l2_overrides=flags.L2_SCOPES["kernels"])
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3 * extra.get("ensemble_size", 1)
+                                                      if name == "wide_resnet_mimo" else 3)).astype("float32")
+    model(x), kernels_only(x)
+    kernels = [v for v in model.trainable_variables if v.name == "kernel"]
+    expected = sum(1e-2 * float(np.sum(np.square(v))) for v in kernels)
+    assert float(sum(kernels_only.losses)) == pytest.approx(expected, rel=1e-5)
+    assert float(sum(model.losses)) > expected  # BN scales (initially 1) are penalised too.

@@ -112,11 +112,13 @@ def mc_dropout_branch(rate: float, seed: int, filterwise: bool = False) -> Tenso
 def wide_resnet_mc_dropout(input_shape: Sequence[int], depth: int, width_multiplier: int,
                            num_classes: int, l2: float = 0.0, seed: int = 0,
                            dropout_rate: float = 0.1, filterwise: bool = False,
-                           initializer: str = "he_normal") -> keras.Model:
+                           initializer: str = "he_normal",
+                           l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
     """WRN with MC dropout (Gal & Ghahramani 2016) on each residual branch, active at test
     time; with rate 0 it computes exactly the plain WRN of the same seed."""
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                       initializer=initializer, branch=mc_dropout_branch(dropout_rate, seed, filterwise))
+                       l2_overrides=l2_overrides, initializer=initializer,
+                       branch=mc_dropout_branch(dropout_rate, seed, filterwise))
 
 
 def member_head(num_members: int) -> HeadFactory:
@@ -130,14 +132,16 @@ def member_head(num_members: int) -> HeadFactory:
 
 def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: int,
                      num_classes: int, l2: float = 0.0, seed: int = 0, ensemble_size: int = 3,
-                     initializer: str = "he_normal") -> keras.Model:
+                     initializer: str = "he_normal",
+                     l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
     """MIMO WRN (Havasi et al. 2021): `ensemble_size` images stacked on the channel axis in,
     one set of logits per member out, [B, M, K]. `input_shape` is one image's."""
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     height, width, channels = input_shape
     return wide_resnet((height, width, channels * ensemble_size), depth, width_multiplier, num_classes,
-                       l2=l2, seed=seed, initializer=initializer, head=member_head(ensemble_size))
+                       l2=l2, seed=seed, l2_overrides=l2_overrides, initializer=initializer,
+                       head=member_head(ensemble_size))
 
 
 def batchensemble_factories(ensemble_size: int, seed: int) -> tuple[ConvFactory, HeadFactory]:
@@ -163,7 +167,8 @@ def batchensemble_factories(ensemble_size: int, seed: int) -> tuple[ConvFactory,
 
 def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_multiplier: int,
                               num_classes: int, l2: float = 0.0, seed: int = 0,
-                              ensemble_size: int = 4, initializer: str = "he_normal") -> keras.Model:
+                              ensemble_size: int = 4, initializer: str = "he_normal",
+                              l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
     """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     The batch is tiled M times inside (member-major, so each member sees every example),
@@ -174,7 +179,7 @@ def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_mult
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     conv, head = batchensemble_factories(ensemble_size, seed)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                          initializer=initializer, conv=conv, head=head)
+                          l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
     inputs = keras.Input(tuple(input_shape))
     tiled = keras.layers.Lambda(lambda x: keras.ops.tile(x, (ensemble_size, 1, 1, 1)), name="tile_members")(inputs)
     logits = members(tiled)  # [M * B, K], member-major.

@@ -78,6 +78,10 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
     flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
 
 
+# --l2_scope -> the `wide_resnet` l2_overrides it means (None: --l2 on every group).
+L2_SCOPES = {"all": None, "kernels": {"bn": 0.0, "dense_bias": 0.0}}
+
+
 def define_wide_resnet_flags(depth: int = 28, width: int = 10) -> None:
     """--depth and --width of the Wide ResNet backbone the CIFAR methods share."""
     flags.DEFINE_integer("depth", depth, "Wide ResNet depth (6n + 4).")
@@ -85,9 +89,12 @@ def define_wide_resnet_flags(depth: int = 28, width: int = 10) -> None:
     flags.DEFINE_enum("initializer", "he_normal", ["he_normal", "glorot_uniform"],
                       "Kernel initialiser: he_normal (the reference) or glorot_uniform (Keras' "
                       "default; trains faster on short budgets).")
+    flags.DEFINE_enum("l2_scope", "all", list(L2_SCOPES),
+                      "What --l2 penalises: all (the reference: conv and dense kernels, batch-norm "
+                      "scales and offsets, the head's bias) or kernels (conv and dense kernels only).")
 
 
-WIDE_RESNET_FLAGS = ("depth", "width", "initializer")
+WIDE_RESNET_FLAGS = ("depth", "width", "initializer", "l2_scope")
 
 
 def wide_resnet_errors(config: Any) -> list[str]:
@@ -104,9 +111,12 @@ def at_least_one_errors(config: Any, *names: str) -> list[str]:
 
 def wide_resnet_kwargs(config: Any, data: Any) -> dict[str, Any]:
     """The `wide_resnet` registry kwargs of a run: backbone flags, the data's shape and classes."""
-    return {"input_shape": list(data.input_shape), "depth": config.depth, "width_multiplier": config.width,
-            "num_classes": data.num_classes, "l2": config.l2, "seed": config.seed,
-            "initializer": config.initializer}
+    kwargs = {"input_shape": list(data.input_shape), "depth": config.depth, "width_multiplier": config.width,
+              "num_classes": data.num_classes, "l2": config.l2, "seed": config.seed,
+              "initializer": config.initializer}
+    if L2_SCOPES[config.l2_scope] is not None:
+        kwargs["l2_overrides"] = dict(L2_SCOPES[config.l2_scope])
+    return kwargs
 
 
 def image_flag_values(values: Any, *method_flags: str) -> dict[str, Any]:
