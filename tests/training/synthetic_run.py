@@ -62,7 +62,8 @@ def fit(out_dir, model_fn=dense_model, epochs=3, ood=False, corrupted=False, wra
         method = kwargs.get("method", DETERMINISTIC_SEAMS)
         train_fn = wrap_train_fn(loop.make_train_fn(
             model, opt, strategy, BATCH, loss=method.loss, extra_losses=method.extra_losses,
-            format_batch=method.format_batch, seed=kwargs.get("seed", 0)))
+            format_batch=method.format_batch, seed=kwargs.get("seed", 0),
+            steps_per_epoch=data.steps_per_epoch, num_train_examples=data.num_train_examples))
     record = experiment.train_and_evaluate(
         model=model, optimizer=opt, strategy=strategy, data=data, output_dir=out_dir, train_epochs=epochs,
         global_batch_size=BATCH, steps_per_loop=4, log_interval_s=0, train_fn=train_fn, **kwargs)

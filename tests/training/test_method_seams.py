@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import uncertainty_baselines as ub
-from synthetic_run import BATCH, CLASSES, fit, interrupt_at, make_data, strip
+from synthetic_run import BATCH, CLASSES, N_TRAIN, fit, interrupt_at, make_data, strip
 from uncertainty_baselines.runs import checkpoint, lifecycle
 from uncertainty_baselines.training import distribution, experiment, loop
 from uncertainty_baselines.training import method as method_lib
@@ -81,11 +81,15 @@ def test_two_stochastic_passes_and_ood_score_kinds(tmp_path):
 
 
 def test_extra_loss_terms_are_added_and_reported(tmp_path):
-    def with_kl(model):
+    contexts = []
+
+    def with_kl(model, context):
+        contexts.append(context)
         return {"l2": tf.add_n(model.losses), "kl": 0.01 * tf.reduce_sum(model.trainable_variables[0] ** 2)}
 
     record, _ = fit(tmp_path, epochs=1, method=Method("kl", extra_losses=with_kl))
     assert record["train/kl"] > 0 and record["train/l2"] > 0
+    assert {(c.steps_per_epoch, c.num_train_examples) for c in contexts} == {(N_TRAIN // BATCH, N_TRAIN)}
     assert record["train/loss"] == pytest.approx(
         record["train/negative_log_likelihood"] + record["train/l2"] + record["train/kl"], rel=1e-6)
     # The term changes the update: without it the weights end elsewhere.

@@ -157,7 +157,8 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     train_fn = train_fn or loop.make_train_fn(
         model, optimizer, strategy, global_batch_size, loss=method.loss,
         extra_losses=method.extra_losses, format_batch=method.format_batch,
-        learning_rate_scales=method.learning_rate_scales, seed=seed)
+        learning_rate_scales=method.learning_rate_scales, seed=seed,
+        steps_per_epoch=data.steps_per_epoch, num_train_examples=data.num_train_examples)
     predict_fn = loop.make_predict_fn(model, strategy, method.predict)
 
     start_epoch, step, earlier_wall_s = 0, 0, 0.0

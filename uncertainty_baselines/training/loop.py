@@ -30,12 +30,13 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                   extra_losses: method_lib.ExtraLossFn = method_lib.regularization_losses,
                   format_batch: method_lib.BatchFormatter | None = None,
                   learning_rate_scales: method_lib.LearningRateScales | None = None,
-                  seed: int = 0) -> TrainFn:
+                  seed: int = 0, steps_per_epoch: int = 1, num_train_examples: int = 1) -> TrainFn:
     """A function running `num_steps` training steps from a distributed iterator.
 
     Each step minimises the mean of `loss` (per example, over an optional member axis)
     over the global batch plus the named `extra_losses` terms (L2 as a loss term by
-    default): every replica divides its summed loss by the global batch and its terms by
+    default; they see a `method.TrainContext` of the step, `steps_per_epoch` and
+    `num_train_examples`): every replica divides its summed loss by the global batch and its terms by
     the number of replicas, and the optimizer sums gradients across replicas, so the
     update does not depend on how the global batch is split. `format_batch` reshapes each
     replica's batch first, seeded statelessly from (`seed`, optimizer step, replica), so a
@@ -60,7 +61,7 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
         with tf.GradientTape() as tape:
             logits = model(batch["features"], training=True)
             loss_sum = tf.reduce_sum(loss(labels, logits))
-            terms = dict(extra_losses(model))
+            terms = dict(extra_losses(model, context(optimizer.iterations)))
             total = loss_sum / global_batch_size
             if format_batch is not None:  # The mean over the formatted batch (e.g. repeated examples).
                 total *= tf.cast(rows, tf.float32) / tf.cast(tf.shape(labels)[0], tf.float32)
@@ -84,7 +85,10 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             examples += strategy.reduce(tf.distribute.ReduceOp.SUM, out[3], axis=None)
         return {"loss_sum": loss_sum, "correct": correct, "examples": examples, "terms": terms}
 
-    term_names = tuple(extra_losses(model))  # Known before tracing: the loop carries them.
+    def context(step) -> method_lib.TrainContext:
+        return method_lib.TrainContext(step, steps_per_epoch, num_train_examples)
+
+    term_names = tuple(extra_losses(model, context(tf.constant(0, tf.int64))))  # The loop carries them.
     scales = None if learning_rate_scales is None else [float(x) for x in learning_rate_scales(model)]
     if scales is not None and len(scales) != len(model.trainable_variables):
         raise ValueError(f"learning_rate_scales gave {len(scales)} multipliers for "

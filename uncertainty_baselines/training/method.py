@@ -23,8 +23,24 @@ ModelSpecFn = Callable[[Any, Any], dict[str, Any]]
 BatchFormatter = Callable[[Batch, tf.Tensor], Batch]
 # (labels, logits) -> per-example loss [B] (summed over the batch, divided by the global batch).
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-# (model) -> named scalar loss terms added to the loss and reported as train/<name>.
-ExtraLossFn = Callable[[keras.Model], Mapping[str, tf.Tensor]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainContext:
+    """What an extra loss term may depend on: `step` (a tensor, updates done so far) and the
+    run's `steps_per_epoch` and `num_train_examples` (for KL annealing and KL / N)."""
+    step: tf.Tensor
+    steps_per_epoch: int
+    num_train_examples: int
+
+    @property
+    def epoch(self) -> tf.Tensor:
+        """Epochs done so far, fractional (a float32 tensor)."""
+        return tf.cast(self.step, tf.float32) / float(self.steps_per_epoch)
+
+
+# (model, context) -> named scalar loss terms added to the loss and reported as train/<name>.
+ExtraLossFn = Callable[[keras.Model, TrainContext], Mapping[str, tf.Tensor]]
 # (model, features) -> logits [B, K] or [B, M, K] in evaluation.
 PredictFn = Callable[[keras.Model, tf.Tensor], tf.Tensor]
 # (model, epoch) -> None, before the epoch's first step (epoch counts from 0).
@@ -48,7 +64,7 @@ def summed_member_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tens
     return member_cross_entropy(labels, logits) * tf.cast(tf.shape(logits)[1], tf.float32)
 
 
-def regularization_losses(model: keras.Model) -> dict[str, tf.Tensor]:
+def regularization_losses(model: keras.Model, context: TrainContext | None = None) -> dict[str, tf.Tensor]:
     """The model's own penalty terms (the kernel regularisers' L2) as one term `l2`."""
     return {"l2": tf.add_n(model.losses) if model.losses else tf.constant(0.0)}
 
