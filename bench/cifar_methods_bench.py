@@ -51,26 +51,33 @@ def main() -> None:
     rng = np.random.default_rng(0)
     batch = {"features": rng.standard_normal((args.batch, 32, 32, 3)).astype(np.float32),
              "labels": rng.integers(10, size=args.batch).astype(np.int32)}
-    train_stream = strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensors(batch).repeat().prefetch(2))
+
+    def stream(rows):
+        first = {k: v[:rows] for k, v in batch.items()}
+        return strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(first).repeat().prefetch(2))
     eval_batch = {**batch, "id": np.arange(args.batch), "mask": np.ones(args.batch, np.float32)}
     wrn = dict(input_shape=(32, 32, 3), depth=args.depth, width_multiplier=args.width, num_classes=10,
                l2=2e-4, seed=0)
 
     def train_rate(name, kwargs, examples_per_image, seams=method.DETERMINISTIC_SEAMS):
+        """Training rate of the script's step: a step reads batch / R examples (R = the
+        method's batch_repetitions), so every method runs `--batch` forward rows per member."""
+        images = args.batch // seams.batch_repetitions
         with strategy.scope():
             model = ub.models.get(name, **kwargs)
             optimizer = schedules.nesterov_sgd(0.01)
-        train = loop.make_train_fn(model, optimizer, strategy, args.batch, format_batch=seams.format_batch)
-        iterator = iter(train_stream)
-        return best_rate(lambda: train(iterator, args.steps), args.batch * args.steps * examples_per_image,
+        train = loop.make_train_fn(model, optimizer, strategy, images, loss=seams.loss,
+                                   format_batch=seams.format_batch)
+        iterator = iter(stream(images))
+        return best_rate(lambda: train(iterator, args.steps), images * args.steps * examples_per_image,
                          args.rounds)
 
     def eval_rate(models, predict=method.single_pass):
         fns = [loop.make_predict_fn(m, strategy, predict) for m in models]
         return best_rate(lambda: [fn(eval_batch) for fn in fns], args.batch, args.rounds)
 
-    mimo = method.Method("mimo", format_batch=method.repeated_per_member_shuffles(args.repetitions, args.mimo_members))
+    mimo = method.Method("mimo", format_batch=method.repeated_per_member_shuffles(args.repetitions, args.mimo_members),
+                         batch_repetitions=args.repetitions, loss=method.summed_member_cross_entropy)
     det_train = train_rate("wide_resnet", wrn, 1)
     be_train = train_rate("wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members)
     mimo_train = train_rate("wide_resnet_mimo", {**wrn, "ensemble_size": args.mimo_members}, args.repetitions, mimo)
@@ -79,12 +86,16 @@ def main() -> None:
     ensemble_eval = eval_rate(plain)
     dropout = ub.models.get("wide_resnet_mc_dropout", **wrn, dropout_rate=0.1)
     dropout_eval = eval_rate([dropout], method.stochastic_passes(args.members))
+    filterwise = ub.models.get("wide_resnet_mc_dropout", **wrn, dropout_rate=0.1, filterwise=True)
+    filterwise_eval = eval_rate([filterwise], method.stochastic_passes(args.members))
 
     rows = [
         (f"BatchEnsemble M={args.members} train, member-examples/s", be_train, det_train, 0.8),
         (f"MIMO M={args.mimo_members} R={args.repetitions} train, forward examples/s", mimo_train, det_train, 0.9),
         (f"ensemble of {args.members} eval, images/s x {args.members}", ensemble_eval * args.members, det_eval, 0.9),
         (f"MC dropout {args.members} passes eval, images/s x {args.members}", dropout_eval * args.members,
+         det_eval, 0.9),
+        (f"  filter-wise, {args.members} passes eval, images/s x {args.members}", filterwise_eval * args.members,
          det_eval, 0.9),
     ]
     print(f"WRN-{args.depth}-{args.width}, batch {args.batch}: deterministic train {det_train:.1f} images/s, "
