@@ -1,8 +1,8 @@
 """Random-feature GP layer: its features against the formula and the RBF kernel, orthogonal
 random features, the posterior precision and covariance against NumPy from the layer's own
 features (exact and discounted, reset), the predictive variance against the GP posterior,
-mean-field logits, serialisation, the precision summed over tf.distribute replicas, and the
-SNGP layers on the JAX and PyTorch backends."""
+mean-field logits (and the layer returning them), serialisation, the precision summed over
+tf.distribute replicas, and the SNGP layers on the JAX and PyTorch backends."""
 import math
 import os
 import pathlib
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from uncertainty_baselines.layers import (OrthogonalRandomFeatures, RandomFeatureGaussianProcess,
-                                          mean_field_logits)
+from uncertainty_baselines.layers import (MeanFieldGaussianProcess, OrthogonalRandomFeatures,
+                                          RandomFeatureGaussianProcess, mean_field_logits,
+                                          reset_covariances)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 D = 16  # random features in the posterior tests
@@ -364,3 +365,29 @@ def test_precision_is_summed_over_replicas_like_one_device_on_the_global_batch(p
 def test_sngp_layers_on_backend(backend, programs):
     pytest.importorskip(backend)
     assert f"ok {backend}" in output_of(programs[backend])
+
+
+# ----- the mean-field logits layer and the epoch reset ----------------------------------------------
+def test_mean_field_layer_gives_gp_logits_in_training_and_their_mean_field_otherwise():
+    layer = MeanFieldGaussianProcess(3, mean_field_factor=2.0, num_inducing=D, ridge_penalty=0.5, seed=1)
+    x = normal(17, 5, 4)
+    np.testing.assert_allclose(to_np(layer(x, training=True)), features(layer, x) @ to_np(layer.kernel),
+                               atol=1e-5)
+    logits, variance = RandomFeatureGaussianProcess.call(layer, x)
+    np.testing.assert_allclose(to_np(layer(x)), to_np(mean_field_logits(logits, variance, 2.0)), atol=1e-6)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(clone) is MeanFieldGaussianProcess and clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="return_covariance must be False"):
+        MeanFieldGaussianProcess(3, return_covariance=True)
+
+
+def test_reset_covariances_resets_every_gp_layer_of_a_nested_model():
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, gp(ridge_penalty=3.0)(inner_in)[0])
+    outer_in = keras.Input((4,))
+    model = keras.Model(outer_in, [inner(outer_in), gp(seed=2)(outer_in)[0]])
+    model(normal(18, 5, 4), training=True)
+    assert reset_covariances(model) == 2
+    layers = [inner.layers[-1], model.layers[-1]]
+    for layer, ridge in zip(layers, (3.0, 1.0)):
+        np.testing.assert_array_equal(to_np(layer.precision), ridge * np.eye(D, dtype=np.float32))

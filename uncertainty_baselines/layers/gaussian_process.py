@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from uncertainty_baselines.layers.batchensemble import _walk
+
 RANDOM_FEATURE_TYPES = ("orthogonal", "fourier")
 
 
@@ -253,3 +255,43 @@ def mean_field_logits(logits, variance, mean_field_factor: float):
     for _ in range(len(logits.shape) - len(variance.shape)):
         variance = ops.expand_dims(variance, -1)
     return logits / ops.sqrt(1.0 + mean_field_factor * variance)
+
+
+@keras.saving.register_keras_serializable(package="ub")
+class MeanFieldGaussianProcess(RandomFeatureGaussianProcess):
+    """The random-feature GP as a plain output layer: inputs [B, d] -> logits [B, units], the
+    GP's logits in training calls (which accumulate the precision) and
+    ``mean_field_logits(logits, variance, mean_field_factor)`` otherwise, so a model ending
+    in it trains with a cross-entropy from logits and predicts in one eval-mode pass.
+
+    Takes RandomFeatureGaussianProcess's arguments except ``return_covariance`` (always
+    False: the mean field needs the variance only); ``mean_field_factor`` as in
+    ``mean_field_logits`` (negative: the posterior mode, the logits unchanged).
+    """
+
+    def __init__(self, units: int, mean_field_factor: float = math.pi / 8, **kwargs):
+        if kwargs.pop("return_covariance", False):
+            raise ValueError("MeanFieldGaussianProcess needs the variance, not the covariance: "
+                             "return_covariance must be False.")
+        super().__init__(units, **kwargs)
+        self.mean_field_factor = float(mean_field_factor)
+
+    def call(self, inputs, training=None):
+        logits, variance = super().call(inputs, training=training)
+        return logits if training else mean_field_logits(logits, variance, self.mean_field_factor)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "mean_field_factor": self.mean_field_factor}
+
+
+def reset_covariances(model: keras.layers.Layer) -> int:
+    """Set the precision of every RandomFeatureGaussianProcess in `model` (nested models
+    included) back to ridge_penalty * I, as SNGP does at the start of each epoch; returns how
+    many layers were reset. Call it outside a tf.distribute replicated step."""
+    layers = [layer for layer in _walk(model) if isinstance(layer, RandomFeatureGaussianProcess)]
+    for layer in layers:
+        layer.reset_covariance()
+    return len(layers)
