@@ -210,3 +210,35 @@ def test_a_batchensemble_member_passes_every_check():
                                               width_multiplier=1, num_classes=10, ensemble_size=2), 1)
     report = sanity.run_sanity(build, x, y, steps=100)
     assert report.passed, report.table()
+
+
+def test_a_rank1_member_passes_every_check_with_its_kl_reported():
+    x, y = random_batch((8, 8, 3), 10)
+    build = lambda: member_view(ub.models.get("wide_resnet_rank1", input_shape=(8, 8, 3), depth=10,  # noqa: E731
+                                              width_multiplier=1, num_classes=10, ensemble_size=2), 1)
+    report = sanity.run_sanity(build, x, y, steps=100, kl=ub.layers.rank1_kl)
+    assert report.passed, report.table()
+    assert "KL" in by_name(report)["initial_loss"].detail  # Judged on one sampled pass's NLL.
+
+
+def test_variational_wrn_passes_every_check_with_its_kl_reported():
+    def build():
+        # Both builds get the same layer names: TF graph mode's rewrites depend on node names, so
+        # twins named apart sum some gradients in another order and differ by rounding.
+        keras.backend.clear_session()
+        return ub.models.get("wide_resnet_variational", input_shape=(8, 8, 3), depth=10, width_multiplier=1,
+                             num_classes=10)
+
+    x, y = random_batch((8, 8, 3), 10)
+    report = sanity.run_sanity(build, x, y, steps=100, kl=lambda model: ub.layers.flipout_kl(model, tied_mean=True))
+    assert report.passed, report.table()
+
+
+def test_initial_loss_accounts_for_the_kl_term():
+    x, y = random_batch((8,), 3)
+    build = lambda: ub.models.get("mlp", input_dim=8, num_outputs=3, seed=0)  # noqa: E731
+    good = by_name(sanity.run_sanity(build, x, y, checks=("initial_loss",), kl=lambda model: 5.0))["initial_loss"]
+    assert good.passed and "KL 5 nats" in good.detail and "KL finite and >= 0" in good.threshold
+    for bad in (float("nan"), float("inf"), -1.0):  # The same NLL, a broken KL: the check fails.
+        check = by_name(sanity.run_sanity(build, x, y, checks=("initial_loss",), kl=lambda model: bad))["initial_loss"]
+        assert not check.passed and check.measured == good.measured, bad

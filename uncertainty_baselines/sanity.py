@@ -5,6 +5,8 @@ and returns a `SanityReport` (its `table()` prints pass/fail with the measured f
 
 1. initial_loss: the mean cross-entropy at initialisation, in training mode (batch
    statistics, as the first step sees it), is within `init_loss_rtol` x log(K) of log(K).
+   For a Bayesian model this is the NLL of one sampled pass; its KL term (`kl`, if given)
+   is not part of that loss but must be finite and >= 0, and is reported in the detail.
 2. overfit: after `steps` Adam steps on the tiny batch the training-mode cross-entropy is
    below `overfit_loss` nats. Build the model with regularisation off; the harness measures
    the data term only.
@@ -154,6 +156,19 @@ def _check_changed(model: keras.Model, trainable_before: list[np.ndarray],
                  f"{changed_nt}/{len(non_trainable_before)} non-trainable changed (not judged)")
 
 
+def _initial_loss_check(loss: float, log_k: float, rtol: float, kl_value: float | None) -> Check:
+    """Check 1: the cross-entropy within rtol x log K of log K; a KL term, when given, must
+    be finite and >= 0 and is reported (a Bayesian model's loss adds it, scaled by 1 / N)."""
+    passed = abs(loss - log_k) <= rtol * log_k
+    threshold = f"|loss - log K| <= {rtol} log K (log K = {log_k:.4g})"
+    detail = "mean cross-entropy at init, training mode"
+    if kl_value is not None:
+        passed = passed and math.isfinite(kl_value) and kl_value >= 0
+        threshold += "; KL finite and >= 0"
+        detail += f"; KL {kl_value:.4g} nats, not in this loss"
+    return Check("initial_loss", passed, loss, threshold, detail)
+
+
 def _compiled(build_model: Callable[[], keras.Model], learning_rate: float) -> keras.Model:
     model = build_model()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
@@ -165,7 +180,8 @@ def run_sanity(build_model: Callable[[], keras.Model], x: np.ndarray, y: np.ndar
                steps: int = 150, learning_rate: float = 3e-3, init_loss_rtol: float = 0.3,
                overfit_loss: float = 0.05, zero_input_margin: float = 0.5,
                determinism_steps: int = 2, independence_examples: Sequence[int] = (0, -1),
-               checks: Sequence[str] = CHECKS) -> SanityReport:
+               checks: Sequence[str] = CHECKS, kl: Callable[[keras.Model], float] | None = None
+               ) -> SanityReport:
     """Runs `checks` (a subset of `CHECKS`, see the module docstring) on a classifier.
 
     Args:
@@ -177,6 +193,8 @@ def run_sanity(build_model: Callable[[], keras.Model], x: np.ndarray, y: np.ndar
       determinism_steps: training steps compared bitwise between the two builds (check 5).
       independence_examples: the examples i whose loss gradients check 4 takes.
       checks: which checks to run; training stops as soon as those need no more steps.
+      kl: the model's KL term (e.g. `ub.layers.rank1_kl`), checked and reported by
+        initial_loss; the harness trains on the cross-entropy only.
     """
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
@@ -198,11 +216,9 @@ def run_sanity(build_model: Callable[[], keras.Model], x: np.ndarray, y: np.ndar
     results = {}
     initial = _snapshot(model.variables)
     if "initial_loss" in checks:
-        loss = _cross_entropy(model, x, y, training=True)
-        results["initial_loss"] = Check(
-            "initial_loss", abs(loss - log_k) <= init_loss_rtol * log_k, loss,
-            f"|loss - log K| <= {init_loss_rtol} log K (log K = {log_k:.4g})",
-            "mean cross-entropy at init, training mode")
+        kl_value = None if kl is None else float(keras.ops.convert_to_numpy(kl(model)))
+        results["initial_loss"] = _initial_loss_check(
+            _cross_entropy(model, x, y, training=True), log_k, init_loss_rtol, kl_value)
     train_steps = (steps if {"overfit", "zero_input"} & set(checks) else
                    determinism_steps if "determinism" in checks else
                    int("trainable_variables_change" in checks))

@@ -104,6 +104,8 @@ def test_kl_is_the_closed_form_of_the_layers_own_weights(kind):
     s = np.logaddexp(0.0, to_np(layer.kernel_rho).astype(np.float64))  # softplus
     expected = np.sum(np.log(0.3 / s) + (s ** 2 + mu ** 2) / (2 * 0.3 ** 2) - 0.5)
     np.testing.assert_allclose(float(layer.kl()), expected, rtol=1e-5)
+    tied = np.sum(np.log(0.3 / s) + s ** 2 / (2 * 0.3 ** 2) - 0.5)  # Prior mean = mu: no mu^2 term.
+    np.testing.assert_allclose(float(layer.kl(tied_mean=True)), tied, rtol=1e-5)
     # At the prior (mu = 0, sigma = prior stddev) the KL vanishes.
     layer.kernel_loc.assign(np.zeros(layer.kernel_loc.shape, np.float32))
     layer.kernel_rho.assign(np.full(layer.kernel_rho.shape, np.log(np.expm1(0.3)), np.float32))
@@ -118,6 +120,8 @@ def test_flipout_kl_sums_every_flipout_layer_of_a_model_nested_ones_included():
     model = keras.Model(inputs, head(keras.layers.Dense(5)(inner(inputs))))
     np.testing.assert_allclose(float(flipout_kl(model)),
                                float(inner.layers[0].kl()) + float(head.kl()), rtol=1e-6)
+    np.testing.assert_allclose(float(flipout_kl(model, tied_mean=True)),
+                               float(inner.layers[0].kl(True)) + float(head.kl(True)), rtol=1e-6)
     with pytest.raises(ValueError, match="no DenseFlipout or Conv2DFlipout"):
         flipout_kl(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import uncertainty_baselines as ub
-from synthetic_run import BATCH, CLASSES, N_TRAIN, fit, interrupt_at, make_data, strip
+from synthetic_run import BATCH, CLASSES, N_TRAIN, dense_model, fit, interrupt_at, make_data, strip
 from uncertainty_baselines.runs import checkpoint, lifecycle
 from uncertainty_baselines.training import distribution, experiment, loop
 from uncertainty_baselines.training import method as method_lib
@@ -222,3 +222,30 @@ def test_learning_rate_scales_multiply_each_variables_step():
     np.testing.assert_array_equal(scaled[2], plain[2])  # ... the same step.
     with pytest.raises(ValueError, match="gave 1 multipliers for 4 trainable variables"):
         one_sgd_step(lambda model: [1.0])
+
+
+def test_annealed_kl_weight_ramps_linearly_counting_the_step_taken_and_divides_by_n():
+    model = dense_model()
+    model(np.zeros((1, 5), np.float32))
+
+    def terms(step, epochs=2):
+        context = method_lib.TrainContext(tf.constant(step, tf.int64), steps_per_epoch=4, num_train_examples=100)
+        extra = method_lib.annealed_kl(lambda m: tf.constant(6.0), epochs)(model, context)
+        return {k: float(v) for k, v in extra.items()}
+
+    for step, weight in ((0, 1 / 8), (3, 4 / 8), (6, 7 / 8), (7, 1.0), (50, 1.0)):  # min(1, (t + 1) / (4 x 2))
+        assert terms(step)["kl"] == pytest.approx(weight * 6.0 / 100, rel=1e-6), step
+    assert terms(0, epochs=0)["kl"] == pytest.approx(6.0 / 100)  # No annealing: full weight at once.
+    assert terms(0)["l2"] == pytest.approx(float(tf.add_n(model.losses))) and terms(0)["l2"] > 0  # L2 stays.
+    with pytest.raises(ValueError, match="annealing_epochs must be >= 0"):
+        terms(0, epochs=-1)
+
+
+def test_annealed_kl_in_a_run_enters_the_loss_and_ramps_epoch_by_epoch(tmp_path):
+    # A constant KL of 12 nats: train/kl is the last step's weight x 12 / 48 examples.
+    method = Method("vi", extra_losses=method_lib.annealed_kl(lambda m: tf.constant(12.0), annealing_epochs=4))
+    record, _ = fit(tmp_path, epochs=2, method=method)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["train/kl"] for line in lines] == pytest.approx([0.25 * 12 / 48, 0.5 * 12 / 48], rel=1e-6)
+    assert record["train/loss"] == pytest.approx(
+        record["train/negative_log_likelihood"] + record["train/l2"] + record["train/kl"], rel=1e-6)

@@ -14,7 +14,8 @@ or convolution, which lowers the gradient variance a shared weight sample would 
 Sampling happens in training and at inference, so repeated calls sample the predictive.
 
 Biases are deterministic, as in the reference variational Wide ResNet. ``kl()`` is the
-closed-form KL(q || p) of the kernel to the prior p = N(0, prior_stddev^2); the training
+closed-form KL(q || p) of the kernel to the prior p = N(0, prior_stddev^2), or with
+``tied_mean`` to N(mu, prior_stddev^2) (the reference CIFAR script's prior); the training
 loss adds ``flipout_kl(model)`` (all Flipout layers' sum) divided by the number of
 training examples and annealed.
 """
@@ -92,11 +93,13 @@ class _FlipoutBase(keras.layers.Layer):
             outputs = outputs + self.bias
         return self.activation(outputs)
 
-    def kl(self):
-        """KL(q || N(0, prior_stddev^2)) summed over the kernel's weights: a scalar."""
+    def kl(self, tied_mean: bool = False):
+        """KL(q || N(0, prior_stddev^2)) summed over the kernel's weights: a scalar. With
+        `tied_mean` the prior's mean is each weight's posterior mean (the reference
+        variational WRN's prior), so the KL penalises the stddevs only."""
         scale, p = ops.softplus(self.kernel_rho), self.prior_stddev
-        return ops.sum(ops.log(p / scale)
-                       + (ops.square(scale) + ops.square(self.kernel_loc)) / (2 * p * p) - 0.5)
+        offset = 0.0 if tied_mean else ops.square(self.kernel_loc)
+        return ops.sum(ops.log(p / scale) + (ops.square(scale) + offset) / (2 * p * p) - 0.5)
 
     def get_config(self):
         return {**super().get_config(),
@@ -202,10 +205,10 @@ class Conv2DFlipout(_FlipoutBase):
                 "padding": self.padding}
 
 
-def flipout_kl(model: keras.layers.Layer):
-    """The summed ``kl()`` of every Flipout layer in `model`, nested models included: the
-    ELBO's KL term before scaling by 1 / (number of training examples) and annealing."""
-    terms = [layer.kl() for layer in _walk(model) if isinstance(layer, _FlipoutBase)]
+def flipout_kl(model: keras.layers.Layer, tied_mean: bool = False):
+    """The summed ``kl(tied_mean)`` of every Flipout layer in `model`, nested models included:
+    the ELBO's KL term before scaling by 1 / (number of training examples) and annealing."""
+    terms = [layer.kl(tied_mean) for layer in _walk(model) if isinstance(layer, _FlipoutBase)]
     if not terms:
         raise ValueError(f"{model.name} has no DenseFlipout or Conv2DFlipout layer.")
     return ops.sum(ops.stack(terms))

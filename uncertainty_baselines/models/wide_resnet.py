@@ -11,12 +11,15 @@ every convolution, `head` the output layer, and `branch` runs inside each residu
 between its two convolutions (after the second BN-ReLU, where the WRN paper puts dropout).
 The defaults build the plain WRN.
 """
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
-from uncertainty_baselines.layers import Conv2DBatchEnsemble, DenseBatchEnsemble, MCDropout
+from uncertainty_baselines.layers import (Conv2DBatchEnsemble, Conv2DFlipout, Conv2DRank1,
+                                          DenseBatchEnsemble, DenseFlipout, DenseRank1, MCDropout)
+from uncertainty_baselines.layers.rank1 import REFERENCE_INIT_STDDEV
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
     initializer_stream, l2_regularizer)
@@ -180,10 +183,98 @@ def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_mult
     conv, head = batchensemble_factories(ensemble_size, seed)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
                           l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
-    inputs = keras.Input(tuple(input_shape))
+    return tiled_members(members, ensemble_size, "batchensemble")
+
+
+def tiled_members(members: keras.Model, ensemble_size: int, prefix: str) -> keras.Model:
+    """Wraps a network of member-major layers: images [B, ...] are tiled M times inside
+    (each member sees every example) and its logits [M * B, K] returned as [B, M, K]."""
+    num_classes = members.output_shape[-1]
+    inputs = keras.Input(members.input_shape[1:])
     tiled = keras.layers.Lambda(lambda x: keras.ops.tile(x, (ensemble_size, 1, 1, 1)), name="tile_members")(inputs)
     logits = members(tiled)  # [M * B, K], member-major.
     by_member = keras.layers.Lambda(
         lambda z: keras.ops.transpose(keras.ops.reshape(z, (ensemble_size, -1, num_classes)), (1, 0, 2)),
         name="member_axis")(logits)
-    return keras.Model(inputs, by_member, name=f"batchensemble_{members.name}")
+    return keras.Model(inputs, by_member, name=f"{prefix}_{members.name}")
+
+
+def layer_seeds(seed: int, stream: int) -> Callable[[], int]:
+    """Successive layer seeds drawn from (`seed`, `stream`): a stream apart from the weights'
+    initialiser stream, one per method, so a network stays a function of its seed."""
+    rng = np.random.default_rng([seed, stream])
+    return lambda: int(rng.integers(2**31 - 1))
+
+
+def rank1_factories(ensemble_size: int, seed: int, **factor_args: Any) -> tuple[ConvFactory, HeadFactory]:
+    """Conv and head factories of rank-1 Bayesian layers (`factor_args`: their distribution,
+    prior and init arguments): the shared kernels take the WRN's initialiser stream, the
+    factors' sign init and sampling their own seeds from (`seed`, layer)."""
+    next_seed = layer_seeds(seed, 3)
+
+    def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
+             padding: str = "same") -> Conv2DRank1:
+        return Conv2DRank1(filters, kernel_size, ensemble_size, strides=strides, padding=padding,
+                           use_bias=False, kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2),
+                           seed=next_seed(), **factor_args)
+
+    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseRank1:
+        return DenseRank1(num_classes, ensemble_size, kernel_initializer=init(),
+                          kernel_regularizer=l2_regularizer(kernel_l2), bias_regularizer=l2_regularizer(bias_l2),
+                          seed=next_seed(), **factor_args)
+    return conv, head
+
+
+def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                      num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                      l2_overrides: Mapping[str, float] | None = None, *, ensemble_size: int = 4,
+                      distribution: str = "normal", prior_mean: float = 1.0, prior_stddev: float = 0.1,
+                      init_stddev: float = REFERENCE_INIT_STDDEV) -> keras.Model:
+    """Rank-1 BNN WRN (Dusenberry et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
+
+    As the reference, every conv (stem, blocks, 1x1 shortcuts) and the head are rank-1
+    layers: one shared kernel, per-member factors alpha, gamma sampled per example from
+    `distribution` posteriors (locations random signs, scales `init_stddev`) with prior
+    N(`prior_mean`, `prior_stddev`^2) (or Cauchy); batch norm is shared by the members and
+    the batch tiled M times inside. L2 acts on kernels, biases and batch norm; the factors
+    are regularised by their KL, `ub.layers.rank1_kl(model)`.
+    """
+    if ensemble_size < 1:
+        raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+    conv, head = rank1_factories(ensemble_size, seed, distribution=distribution, prior_mean=prior_mean,
+                                 prior_stddev=prior_stddev, init_stddev=init_stddev)
+    members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
+                          l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
+    return tiled_members(members, ensemble_size, "rank1")
+
+
+def flipout_factories(seed: int, prior_stddev: float, init_stddev: float) -> tuple[ConvFactory, HeadFactory]:
+    """Conv and head factories of Flipout layers (mean-field Gaussian kernels): the kernel
+    means take the WRN's initialiser stream, the sampling its own seeds from (`seed`, layer)."""
+    next_seed = layer_seeds(seed, 4)
+    posterior = {"prior_stddev": prior_stddev, "init_stddev": init_stddev}
+
+    def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
+             padding: str = "same") -> Conv2DFlipout:
+        return Conv2DFlipout(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                             kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2),
+                             seed=next_seed(), **posterior)
+
+    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseFlipout:
+        return DenseFlipout(num_classes, kernel_initializer=init(), kernel_regularizer=l2_regularizer(kernel_l2),
+                            bias_regularizer=l2_regularizer(bias_l2), seed=next_seed(), **posterior)
+    return conv, head
+
+
+def wide_resnet_variational(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                            num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                            l2_overrides: Mapping[str, float] | None = None, *, prior_stddev: float = 0.1,
+                            init_stddev: float = 1e-3) -> keras.Model:
+    """Variational WRN (mean-field Gaussian kernels sampled by Flipout, Wen et al. 2018):
+    every conv (stem, blocks, 1x1 shortcuts) and the head are Flipout layers, as the
+    reference; batch norm and the head's bias are deterministic. It samples in training and
+    at inference; its KL is `ub.layers.flipout_kl(model, tied_mean)` (`prior_stddev`)."""
+    conv, head = flipout_factories(seed, prior_stddev, init_stddev)
+    return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
+                       l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
+

@@ -6,7 +6,8 @@ wrapper with a member axis, batch formatter and loss, plus extra loss terms, an 
 hook and OOD score kinds). Logits have shape [B, K], or [B, M, K] with a member axis (M
 heads, M stochastic passes, M fast-weight members); labels [B], or [B, M] when each
 member has its own (MIMO). All functions run inside the compiled TensorFlow step. Seam
-implementations that several baselines share (sampled passes, MIMO batches) live here too.
+implementations that several baselines share (sampled passes, MIMO batches, the annealed
+KL term of the variational methods) live here too.
 """
 from __future__ import annotations
 
@@ -67,6 +68,28 @@ def summed_member_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tens
 def regularization_losses(model: keras.Model, context: TrainContext | None = None) -> dict[str, tf.Tensor]:
     """The model's own penalty terms (the kernel regularisers' L2) as one term `l2`."""
     return {"l2": tf.add_n(model.losses) if model.losses else tf.constant(0.0)}
+
+
+def kl_weight(context: TrainContext, annealing_epochs: float) -> tf.Tensor:
+    """The KL term's weight at this step, min(1, (step + 1) / (steps_per_epoch x
+    `annealing_epochs`)): the reference's linear annealing, in which the step being taken
+    counts; 1 from the first step when `annealing_epochs` is 0."""
+    if annealing_epochs < 0:
+        raise ValueError(f"annealing_epochs must be >= 0, got {annealing_epochs}")
+    if annealing_epochs == 0:
+        return tf.constant(1.0)
+    steps = tf.cast(context.step + 1, tf.float32)
+    return tf.minimum(1.0, steps / float(context.steps_per_epoch * annealing_epochs))
+
+
+def annealed_kl(kl_fn: Callable[[keras.Model], tf.Tensor], annealing_epochs: float) -> ExtraLossFn:
+    """Extra losses of a variational method: the model's L2 terms `l2` and the ELBO's KL term
+    `kl` = `kl_weight` x kl_fn(model) / number of training examples (the annealed value, as
+    it enters the loss, is what train/kl reports)."""
+    def extra_losses(model: keras.Model, context: TrainContext) -> dict[str, tf.Tensor]:
+        kl = tf.cast(kl_fn(model), tf.float32) / float(context.num_train_examples)
+        return {**regularization_losses(model), "kl": kl_weight(context, annealing_epochs) * kl}
+    return extra_losses
 
 
 def single_pass(model: keras.Model, features: tf.Tensor) -> tf.Tensor:
