@@ -242,3 +242,22 @@ def test_initial_loss_accounts_for_the_kl_term():
     for bad in (float("nan"), float("inf"), -1.0):  # The same NLL, a broken KL: the check fails.
         check = by_name(sanity.run_sanity(build, x, y, checks=("initial_loss",), kl=lambda model: bad))["initial_loss"]
         assert not check.passed and check.measured == good.measured, bad
+
+
+def test_sngp_wrn_passes_every_check():
+    # Eval mode gives the mean-field logits: the GP variance of each example is its own.
+    x, y = random_batch((8, 8, 3), 10)
+    report = sanity.run_sanity(lambda: ub.models.get(
+        "wide_resnet_sngp", input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=10,
+        num_inducing=64), x, y, steps=100)
+    assert report.passed, report.table()
+
+
+def test_heteroscedastic_wrn_passes_every_check():
+    # The seeded MC noise is drawn per example; the harness restores its RNG state between
+    # eval-mode losses, so even zero_input compares the same draws.
+    x, y = random_batch((8, 8, 3), 10)
+    report = sanity.run_sanity(lambda: ub.models.get(
+        "wide_resnet_heteroscedastic", input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=10,
+        num_mc_samples=100), x, y, steps=100)
+    assert report.passed, report.table()

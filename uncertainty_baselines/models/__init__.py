@@ -16,6 +16,8 @@ MODELS: dict[str, str | Callable] = {
     "wide_resnet_batchensemble": "uncertainty_baselines.models.wide_resnet:wide_resnet_batchensemble",
     "wide_resnet_rank1": "uncertainty_baselines.models.wide_resnet:wide_resnet_rank1",
     "wide_resnet_variational": "uncertainty_baselines.models.wide_resnet:wide_resnet_variational",
+    "wide_resnet_sngp": "uncertainty_baselines.models.wide_resnet:wide_resnet_sngp",
+    "wide_resnet_heteroscedastic": "uncertainty_baselines.models.wide_resnet:wide_resnet_heteroscedastic",
     "resnet50": "uncertainty_baselines.models.resnet50:resnet50",
     "mlp": "uncertainty_baselines.models.mlp:mlp",
     "mlp_gaussian": "uncertainty_baselines.models.mlp:mlp_gaussian",

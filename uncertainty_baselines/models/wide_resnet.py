@@ -18,7 +18,9 @@ import keras
 import numpy as np
 
 from uncertainty_baselines.layers import (Conv2DBatchEnsemble, Conv2DFlipout, Conv2DRank1,
-                                          DenseBatchEnsemble, DenseFlipout, DenseRank1, MCDropout)
+                                          DenseBatchEnsemble, DenseFlipout, DenseRank1,
+                                          HeteroscedasticSoftmax, MCDropout, MeanFieldGaussianProcess,
+                                          SpectralNormConv2D)
 from uncertainty_baselines.layers.rank1 import REFERENCE_INIT_STDDEV
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
@@ -278,3 +280,85 @@ def wide_resnet_variational(input_shape: Sequence[int], depth: int, width_multip
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
                        l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
 
+
+def spectral_norm_conv(norm_multiplier: float, power_iterations: int,
+                       next_seed: Callable[[], int]) -> ConvFactory:
+    """A ConvFactory of SpectralNormConv2D layers (operator norm at most `norm_multiplier`):
+    the kernels take the WRN's initialiser stream, the power-iteration vectors `next_seed()`."""
+    def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
+             padding: str = "same") -> SpectralNormConv2D:
+        return SpectralNormConv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                                  kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2),
+                                  norm_multiplier=norm_multiplier, power_iterations=power_iterations,
+                                  seed=next_seed())
+    return conv
+
+
+def training_dropout_branch(rate: float, next_seed: Callable[[], int]) -> TensorFn:
+    """A `branch` dropping whole feature maps in training only (SpatialDropout2D, SNGP's
+    filter-wise dropout); rate 0 adds no layer."""
+    def branch(x: keras.KerasTensor) -> keras.KerasTensor:
+        return keras.layers.SpatialDropout2D(rate, seed=next_seed())(x) if rate > 0 else x
+    return branch
+
+
+def gaussian_process_head(seed: int, **gp_kwargs) -> HeadFactory:
+    """A HeadFactory of MeanFieldGaussianProcess output layers (GP logits in training,
+    mean-field logits at inference) with `gp_kwargs`; the output kernel takes the
+    `dense_kernel` L2 coefficient (there is no bias)."""
+    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> MeanFieldGaussianProcess:
+        return MeanFieldGaussianProcess(num_classes, kernel_regularizer=l2_regularizer(kernel_l2), seed=seed,
+                                        **gp_kwargs)
+    return head
+
+
+def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                     num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                     l2_overrides: Mapping[str, float] | None = None, *, spec_norm_bound: float = 6.0,
+                     spec_norm_iterations: int = 1, num_inducing: int = 1024, gp_length_scale: float = 20.0,
+                     gp_input_dim: int | None = 128, gp_ridge_penalty: float = 1.0,
+                     gp_covariance_momentum: float = -1.0, gp_mean_field_factor: float = 20.0,
+                     dropout_rate: float = 0.1) -> keras.Model:
+    """SNGP WRN (Liu et al. 2020): every conv spectrally normalised (operator norm at most
+    `spec_norm_bound`), filter-wise dropout on the residual branches in training only, and a
+    random-feature GP output layer: logits [B, K] in training, mean-field logits at inference.
+
+    The GP is the reference WRN's: the pooled features projected to `gp_input_dim` (None:
+    no projection) and layer-normalised, `num_inducing` orthogonal random features of
+    length-scale `gp_length_scale` without the sqrt(2 / D) scaling, ridge penalty
+    `gp_ridge_penalty`, exact precision (`gp_covariance_momentum` < 0: reset it with
+    `ub.layers.reset_covariances` at each epoch start) or discounted, mean-field factor
+    `gp_mean_field_factor`. Seeds of the dropout, power iterations and GP come from `seed`.
+    """
+    next_seed = layer_seeds(seed, 5)
+    conv = spectral_norm_conv(spec_norm_bound, spec_norm_iterations, next_seed)
+    branch = training_dropout_branch(dropout_rate, next_seed)
+    head = gaussian_process_head(
+        next_seed(), num_inducing=num_inducing, length_scale=gp_length_scale, scale_features=False,
+        input_projection_dim=gp_input_dim, ridge_penalty=gp_ridge_penalty,
+        covariance_momentum=gp_covariance_momentum, mean_field_factor=gp_mean_field_factor)
+    return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
+                       l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head, branch=branch)
+
+
+def heteroscedastic_head(num_factors: int, temperature: float, num_mc_samples: int, seed: int) -> HeadFactory:
+    """A HeadFactory of HeteroscedasticSoftmax layers (log of the MC-averaged softmax, which
+    stands for logits), Glorot-uniform kernels as the reference's edward2 head."""
+    def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> HeteroscedasticSoftmax:
+        return HeteroscedasticSoftmax(num_classes, num_factors=num_factors, temperature=temperature,
+                                      num_mc_samples=num_mc_samples, kernel_regularizer=l2_regularizer(kernel_l2),
+                                      bias_regularizer=l2_regularizer(bias_l2), seed=seed)
+    return head
+
+
+def wide_resnet_heteroscedastic(input_shape: Sequence[int], depth: int, width_multiplier: int,
+                                num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                                l2_overrides: Mapping[str, float] | None = None, *, num_factors: int = 6,
+                                temperature: float = 1.3, num_mc_samples: int = 10_000) -> keras.Model:
+    """Heteroscedastic WRN (Collier et al. 2021): the WRN with a Monte-Carlo heteroscedastic
+    softmax head (low-rank-plus-diagonal Gaussian logit noise, `num_factors` factors,
+    `temperature`, `num_mc_samples` samples in training and at inference); its output is
+    the log of the MC-averaged probability, [B, K]. The head's seed comes from `seed`."""
+    head = heteroscedastic_head(num_factors, temperature, num_mc_samples, layer_seeds(seed, 6)())
+    return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
+                       l2_overrides=l2_overrides, initializer=initializer, head=head)

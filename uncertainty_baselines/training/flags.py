@@ -109,6 +109,11 @@ def at_least_one_errors(config: Any, *names: str) -> list[str]:
     return [f"--{name} must be >= 1, got {getattr(config, name)}" for name in names if getattr(config, name) < 1]
 
 
+def positive_errors(config: Any, *names: str) -> list[str]:
+    """Messages for the named float flags that are not > 0 (bounds, scales, temperatures)."""
+    return [f"--{name} must be > 0, got {getattr(config, name)}" for name in names if not getattr(config, name) > 0]
+
+
 def wide_resnet_kwargs(config: Any, data: Any) -> dict[str, Any]:
     """The `wide_resnet` registry kwargs of a run: backbone flags, the data's shape and classes."""
     kwargs = {"input_shape": list(data.input_shape), "depth": config.depth, "width_multiplier": config.width,
