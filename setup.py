@@ -21,7 +21,7 @@ setup(
     extras_require={
         "jax": ["jax", "flax", "optax"],
         "torch": ["torch==2.13.0"],
-        "text": ["transformers", "safetensors", "tokenizers"],
+        "text": ["keras-hub>=0.32", "transformers", "safetensors", "tokenizers"],
         "tests": [
             "pytest",
             "pytest-timeout",
