@@ -22,6 +22,7 @@ MODELS: dict[str, str | Callable] = {
     "mlp": "uncertainty_baselines.models.mlp:mlp",
     "mlp_gaussian": "uncertainty_baselines.models.mlp:mlp_gaussian",
     "mlp_variational_gaussian": "uncertainty_baselines.models.mlp:mlp_variational_gaussian",
+    "bert_classifier": "uncertainty_baselines.models.bert:bert_classifier",
 }
 
 
