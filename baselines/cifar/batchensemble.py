@@ -4,7 +4,8 @@ M members share every kernel and differ by rank-1 fast weights (r, s) and biases
 model tiles each batch M times inside, so every member trains on every example and the
 loss is the members' mean cross-entropy; the prediction is the mean of the members'
 softmax. Reference defaults: M = 4, random-sign fast-weight init, the fast weights trained
-at half the learning rate, L2 3e-4, 250 epochs, decays at 80/160/180.
+at half the learning rate, L2 3e-4, 250 epochs, decays at the reference's 80/160/180
+"of 200" rescaled to 250 epochs (100/200/225).
 
   python baselines/cifar/batchensemble.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-batchensemble --depth=28 --width=10 --batch_size=512
@@ -15,7 +16,7 @@ import uncertainty_baselines as ub
 from uncertainty_baselines.training import experiment, method
 from uncertainty_baselines.training import flags as ub_flags
 
-ub_flags.define_image_flags(train_epochs=250, l2=3e-4, lr_decay_epochs=(0.32, 0.64, 0.72))
+ub_flags.define_image_flags(train_epochs=250, l2=3e-4, lr_decay_epochs=(0.4, 0.8, 0.9))
 ub_flags.define_wide_resnet_flags()
 flags.DEFINE_integer("ensemble_size", 4, "Members M.")
 flags.DEFINE_float("fast_weight_lr_multiplier", 0.5, "Learning-rate multiplier of the fast weights (r, s).")

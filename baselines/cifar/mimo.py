@@ -7,7 +7,8 @@ and gives each member its own shuffle (seeded from the run seed and the step, so
 resumed run sees the same batches); the learning rate scales with the distinct examples.
 At test time the same image is fed to all M inputs and the members' softmax averaged.
 Reference defaults: M = 3, batch repetitions 4, input repetition probability 0, L2 3e-4
-(also on batch norm and biases), 250 epochs, decays at 80/160/180.
+(also on batch norm and biases), 250 epochs, decays at the reference's 80/160/180 "of 200"
+rescaled to 250 epochs (100/200/225).
 
   python baselines/cifar/mimo.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-mimo --depth=28 --width=10 --batch_size=512
@@ -17,7 +18,7 @@ from absl import app, flags
 from uncertainty_baselines.training import experiment, method
 from uncertainty_baselines.training import flags as ub_flags
 
-ub_flags.define_image_flags(train_epochs=250, l2=3e-4, lr_decay_epochs=(0.32, 0.64, 0.72))
+ub_flags.define_image_flags(train_epochs=250, l2=3e-4, lr_decay_epochs=(0.4, 0.8, 0.9))
 ub_flags.define_wide_resnet_flags()
 flags.DEFINE_integer("ensemble_size", 3, "Members M (inputs and heads).")
 flags.DEFINE_integer("batch_repetitions", 4, "Times each example appears in a training batch.")
