@@ -1,4 +1,4 @@
-"""Cost of the CIFAR ensemble methods against the deterministic WRN, measured side by side.
+"""Cost of the CIFAR uncertainty methods against the deterministic WRN, measured side by side.
 
     flock /tmp/heavy.lock .venv/bin/python bench/cifar_methods_bench.py --depth 16 --width 2 --batch 64
 
@@ -10,8 +10,12 @@ timed in alternating rounds (best round each), so the ratios hold on a noisy mac
   - MIMO (M members, R batch repetitions) training, forward examples/s (images x R) /
     deterministic images/s; target >= 0.9;
   - an ensemble of M models evaluated, images/s / (deterministic eval images/s / M); >= 0.9;
-  - MC dropout with N passes evaluated, images/s / (deterministic eval images/s / N); >= 0.9.
+  - MC dropout with N passes evaluated, images/s / (deterministic eval images/s / N); >= 0.9;
+  - SNGP and heteroscedastic training, images/s / deterministic images/s; >= 0.8;
+  - rank-1 BNN (M members) training, member-examples/s / deterministic images/s; >= 0.7;
+  - variational inference (Flipout) training, images/s / deterministic images/s; >= 0.5.
 """
+import functools
 import argparse
 import time
 
@@ -67,7 +71,8 @@ def main() -> None:
             model = ub.models.get(name, **kwargs)
             optimizer = schedules.nesterov_sgd(0.01)
         train = loop.make_train_fn(model, optimizer, strategy, images, loss=seams.loss,
-                                   format_batch=seams.format_batch)
+                                   extra_losses=seams.extra_losses, format_batch=seams.format_batch,
+                                   steps_per_epoch=100, num_train_examples=50_000)
         iterator = iter(stream(images))
         return best_rate(lambda: train(iterator, args.steps), images * args.steps * examples_per_image,
                          args.rounds)
@@ -81,6 +86,13 @@ def main() -> None:
     det_train = train_rate("wide_resnet", wrn, 1)
     be_train = train_rate("wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members)
     mimo_train = train_rate("wide_resnet_mimo", {**wrn, "ensemble_size": args.mimo_members}, args.repetitions, mimo)
+    sngp_train = train_rate("wide_resnet_sngp", wrn, 1)
+    het_train = train_rate("wide_resnet_heteroscedastic", wrn, 1)
+    rank1 = method.Method("rank1", extra_losses=method.annealed_kl(ub.layers.rank1_kl, 200))
+    rank1_train = train_rate("wide_resnet_rank1", {**wrn, "ensemble_size": args.members}, args.members, rank1)
+    vi = method.Method("vi", extra_losses=method.annealed_kl(
+        functools.partial(ub.layers.flipout_kl, tied_mean=True), 200))
+    vi_train = train_rate("wide_resnet_variational", wrn, 1, vi)
     plain = [ub.models.get("wide_resnet", **{**wrn, "seed": i}) for i in range(args.members)]
     det_eval = eval_rate(plain[:1])
     ensemble_eval = eval_rate(plain)
@@ -97,6 +109,10 @@ def main() -> None:
          det_eval, 0.9),
         (f"  filter-wise, {args.members} passes eval, images/s x {args.members}", filterwise_eval * args.members,
          det_eval, 0.9),
+        ("SNGP train, images/s", sngp_train, det_train, 0.8),
+        ("heteroscedastic (10,000 MC samples) train, images/s", het_train, det_train, 0.8),
+        (f"rank-1 BNN M={args.members} train, member-examples/s", rank1_train, det_train, 0.7),
+        ("variational (Flipout) train, images/s", vi_train, det_train, 0.5),
     ]
     print(f"WRN-{args.depth}-{args.width}, batch {args.batch}: deterministic train {det_train:.1f} images/s, "
           f"eval {det_eval:.1f} images/s")
