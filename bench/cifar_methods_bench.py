@@ -1,6 +1,7 @@
 """Cost of the CIFAR uncertainty methods against the deterministic WRN, measured side by side.
 
     flock /tmp/heavy.lock .venv/bin/python bench/cifar_methods_bench.py --depth 16 --width 2 --batch 64
+    ... --only heteroscedastic sngp     (just those rows and the deterministic reference)
 
 Every figure comes from the baselines' own step (`training.loop.make_train_fn` with the
 method's seams, or `make_predict_fn` with its predictor) on synthetic 32x32x3 batches,
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=4, help="BatchEnsemble, ensemble and MC dropout size")
     parser.add_argument("--mimo_members", type=int, default=3)
     parser.add_argument("--repetitions", type=int, default=4, help="MIMO batch repetitions")
+    parser.add_argument("--only", nargs="+", metavar="ROW",
+                        help="measure only these rows (e.g. heteroscedastic) and their deterministic reference")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -83,43 +86,47 @@ def main() -> None:
 
     mimo = method.Method("mimo", format_batch=method.repeated_per_member_shuffles(args.repetitions, args.mimo_members),
                          batch_repetitions=args.repetitions, loss=method.summed_member_cross_entropy)
-    det_train = train_rate("wide_resnet", wrn, 1)
-    be_train = train_rate("wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members)
-    mimo_train = train_rate("wide_resnet_mimo", {**wrn, "ensemble_size": args.mimo_members}, args.repetitions, mimo)
-    sngp_train = train_rate("wide_resnet_sngp", wrn, 1)
-    het_train = train_rate("wide_resnet_heteroscedastic", wrn, 1)
     rank1 = method.Method("rank1", extra_losses=method.annealed_kl(ub.layers.rank1_kl, 200))
-    rank1_train = train_rate("wide_resnet_rank1", {**wrn, "ensemble_size": args.members}, args.members, rank1)
     vi = method.Method("vi", extra_losses=method.annealed_kl(
         functools.partial(ub.layers.flipout_kl, tied_mean=True), 200))
-    vi_train = train_rate("wide_resnet_variational", wrn, 1, vi)
-    plain = [ub.models.get("wide_resnet", **{**wrn, "seed": i}) for i in range(args.members)]
-    det_eval = eval_rate(plain[:1])
-    ensemble_eval = eval_rate(plain)
-    dropout = ub.models.get("wide_resnet_mc_dropout", **wrn, dropout_rate=0.1)
-    dropout_eval = eval_rate([dropout], method.stochastic_passes(args.members))
-    filterwise = ub.models.get("wide_resnet_mc_dropout", **wrn, dropout_rate=0.1, filterwise=True)
-    filterwise_eval = eval_rate([filterwise], method.stochastic_passes(args.members))
+    plain = functools.cache(lambda: [ub.models.get("wide_resnet", **{**wrn, "seed": i}) for i in range(args.members)])
 
-    rows = [
-        (f"BatchEnsemble M={args.members} train, member-examples/s", be_train, det_train, 0.8),
-        (f"MIMO M={args.mimo_members} R={args.repetitions} train, forward examples/s", mimo_train, det_train, 0.9),
-        (f"ensemble of {args.members} eval, images/s x {args.members}", ensemble_eval * args.members, det_eval, 0.9),
-        (f"MC dropout {args.members} passes eval, images/s x {args.members}", dropout_eval * args.members,
-         det_eval, 0.9),
-        (f"  filter-wise, {args.members} passes eval, images/s x {args.members}", filterwise_eval * args.members,
-         det_eval, 0.9),
-        ("SNGP train, images/s", sngp_train, det_train, 0.8),
-        ("heteroscedastic (10,000 MC samples) train, images/s", het_train, det_train, 0.8),
-        (f"rank-1 BNN M={args.members} train, member-examples/s", rank1_train, det_train, 0.7),
-        ("variational (Flipout) train, images/s", vi_train, det_train, 0.5),
-    ]
-    print(f"WRN-{args.depth}-{args.width}, batch {args.batch}: deterministic train {det_train:.1f} images/s, "
-          f"eval {det_eval:.1f} images/s")
-    for label, rate, reference, target in rows:
-        ratio = rate / reference
+    def dropout_eval(filterwise):
+        model = ub.models.get("wide_resnet_mc_dropout", **wrn, dropout_rate=0.1, filterwise=filterwise)
+        return eval_rate([model], method.stochastic_passes(args.members)) * args.members
+
+    references = {"train": lambda: train_rate("wide_resnet", wrn, 1), "eval": lambda: eval_rate(plain()[:1])}
+    rows = {  # name: (label, rate, reference, target); rates are measured only for the rows asked for
+        "batchensemble": (f"BatchEnsemble M={args.members} train, member-examples/s", lambda: train_rate(
+            "wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members), "train", 0.8),
+        "mimo": (f"MIMO M={args.mimo_members} R={args.repetitions} train, forward examples/s", lambda: train_rate(
+            "wide_resnet_mimo", {**wrn, "ensemble_size": args.mimo_members}, args.repetitions, mimo), "train", 0.9),
+        "ensemble": (f"ensemble of {args.members} eval, images/s x {args.members}",
+                     lambda: eval_rate(plain()) * args.members, "eval", 0.9),
+        "dropout": (f"MC dropout {args.members} passes eval, images/s x {args.members}",
+                    lambda: dropout_eval(False), "eval", 0.9),
+        "filterwise": (f"  filter-wise, {args.members} passes eval, images/s x {args.members}",
+                       lambda: dropout_eval(True), "eval", 0.9),
+        "sngp": ("SNGP train, images/s", lambda: train_rate("wide_resnet_sngp", wrn, 1), "train", 0.8),
+        "heteroscedastic": ("heteroscedastic (10,000 MC samples) train, images/s",
+                            lambda: train_rate("wide_resnet_heteroscedastic", wrn, 1), "train", 0.8),
+        "rank1": (f"rank-1 BNN M={args.members} train, member-examples/s", lambda: train_rate(
+            "wide_resnet_rank1", {**wrn, "ensemble_size": args.members}, args.members, rank1), "train", 0.7),
+        "variational": ("variational (Flipout) train, images/s",
+                        lambda: train_rate("wide_resnet_variational", wrn, 1, vi), "train", 0.5),
+    }
+    unknown = sorted(set(args.only or ()) - set(rows))
+    if unknown:
+        parser.error(f"--only: unknown rows {unknown}; valid: {sorted(rows)}")
+    chosen = [rows[name] for name in rows if not args.only or name in args.only]
+    reference = {kind: rate() for kind, rate in references.items() if any(row[2] == kind for row in chosen)}
+    print(f"WRN-{args.depth}-{args.width}, batch {args.batch}: deterministic "
+          + ", ".join(f"{kind} {rate:.1f} images/s" for kind, rate in reference.items()))
+    for label, measure, kind, target in chosen:
+        rate = measure()
+        ratio = rate / reference[kind]
         print(f"{label:<60} {rate:9.1f}  ratio {ratio:.3f}  target >= {target}  "
-              f"{'ok' if ratio >= target else 'BELOW'}")
+              f"{'ok' if ratio >= target else 'BELOW'}", flush=True)
 
 
 if __name__ == "__main__":

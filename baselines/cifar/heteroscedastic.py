@@ -9,8 +9,8 @@ The head returns the log of that probability, so the usual cross-entropy from lo
 one-pass prediction apply unchanged. Reference defaults: 6 factors, temperature 1.3,
 10,000 samples, base LR 0.1, L2 2e-4, 200 epochs, decays at 60/120/160.
 Differences from the reference: its total batch is 512, here 128 as in the other scripts
-(the LR scales with it). The noise is drawn per example, where the reference shares the
-draws across a batch, and probabilities are not clipped at 1e-5 before the log.
+(the LR scales with it), and probabilities are not clipped at 1e-5 before the log. As in
+the reference, the noise draws are shared across a batch.
 
   python baselines/cifar/heteroscedastic.py --dataset=cifar100 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-het --depth=28 --width=10 --batch_size=512

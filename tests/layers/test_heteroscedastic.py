@@ -87,13 +87,34 @@ def test_monte_carlo_estimate_matches_a_large_sample_reference(num_factors, diag
     mu, v, d = noise_parameters(layer, x)
     reference = reference_samples(mu, v, d, layer.temperature, 200_000, rng)
     expected, spread = reference.mean(0), reference.std(0)
-    # The layer's mean of `samples` draws has s.e. spread / sqrt(samples); the reference's
-    # s.e. is 10x smaller. 4.5 s.e. over 12 entries: a false alarm ~1e-4.
+    # Each example's estimate is a mean of `samples` independent draws of its own logits
+    # (the draws are shared across the batch, not across samples): s.e. spread / sqrt(samples);
+    # the reference's s.e. is 10x smaller. 4.5 s.e. over 12 entries: by the union bound, which
+    # needs no independence between the correlated entries, a false alarm < 12 * 6.8e-6 ~ 1e-4.
     standard_error = spread * np.sqrt(1 / samples + 1 / reference.shape[0])
     estimate = np.exp(to_np(layer(x)).astype(np.float64))
     np.testing.assert_array_less(np.abs(estimate - expected), 4.5 * standard_error)
     # The check has power: the noise moves the probabilities by many standard errors.
     assert np.abs(expected - softmax(mu / layer.temperature)).max() > 10 * standard_error.max()
+
+
+def test_draws_are_shared_across_the_batch_as_the_reference():
+    """Identical examples in one batch get identical estimates, and an example's estimate
+    does not depend on its batch-mates: the normal draws are [S, K] and [S, R], not per
+    example (edward2's share_samples_across_batch=True, used by the reference WRN)."""
+    rng = np.random.default_rng(11)
+    x = normal(rng, B, D)
+    layer = HeteroscedasticSoftmax(K, num_factors=R, num_mc_samples=50, seed=4)
+    layer.build(x.shape)
+    set_dense(layer.diag_layer, normal(rng, D, K), np.ones(K, np.float32))  # sizeable noise
+    out = to_np(layer(np.concatenate([x, x[:1]])))
+    np.testing.assert_array_equal(out[0], out[B])
+    alone = HeteroscedasticSoftmax(K, num_factors=R, num_mc_samples=50, seed=4)
+    alone.build(x.shape)
+    alone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(to_np(alone(x[:1]))[0], out[0], rtol=1e-5, atol=1e-6)
+    # Not for want of noise: the next call draws afresh and moves the estimate.
+    assert not np.allclose(to_np(layer(x))[0], out[0], rtol=1e-3)
 
 
 # ----- (c) the output: normalised log-probabilities, usable as logits -------------------------

@@ -9,7 +9,15 @@ covariance, so the head can model label noise that is correlated across classes:
 with mu(x) a Dense layer [K], V(x) = reshape(Dense_{K*R}(x), [K, R]) and
 d(x) = softplus(Dense_K(x)) + min_scale. The predictive probability is the expectation of
 softmax(l / temperature), estimated with S Monte-Carlo samples in training and at
-inference alike; the cost is O(S * B * K) time and memory per call.
+inference alike.
+
+As the reference model (its ``share_samples_across_batch=True``), the standard-normal draws
+z [S, R] and e [S, K] are shared by every example of a call: each example's estimate is
+still an average of S independent samples of its own logit distribution (unbiased, with
+the same variance), but the examples' errors are correlated. Sharing is also what makes
+the head cheap: S * (R + K) normal draws instead of S * B * (R + K), and the low-rank noise
+of the whole batch is one [B*K, R] x [R, S] matmul. The logits, [B, K, S], remain
+O(S * B * K) time and memory per call.
 """
 from __future__ import annotations
 
@@ -27,8 +35,8 @@ from uncertainty_baselines.layers.batchensemble import (InitializerLike, Regular
 @keras.saving.register_keras_serializable(package="ub")
 class HeteroscedasticSoftmax(keras.layers.Layer):
     """Monte-Carlo heteroscedastic softmax head: features [B, D] -> log p [B, K], where
-    p = mean over S samples of softmax((mu + V z_s + d * e_s) / temperature) (module
-    docstring).
+    p = mean over S samples of softmax((mu + V z_s + d * e_s) / temperature), the draws
+    z_s, e_s shared across the batch as in the reference (module docstring).
 
     The output is the log of the MC-averaged probability, computed stably as
     logsumexp_s(log_softmax(l_s / T)) - log S. It is normalised (logsumexp over classes is
@@ -93,19 +101,22 @@ class HeteroscedasticSoftmax(keras.layers.Layer):
                 layer.build(input_shape)
 
     def call(self, inputs):
-        loc = self.loc_layer(inputs)  # [B, K]
-        shape = (self.num_mc_samples, ops.shape(inputs)[0])
-        diag = ops.softplus(self.diag_layer(inputs)) + self.min_scale
-        noise = diag * keras.random.normal((*shape, self.num_classes), seed=self.seed_generator,
-                                           dtype=loc.dtype)  # [S, B, K]
+        samples, scale = self.num_mc_samples, 1.0 / self.temperature
+        loc = self.loc_layer(inputs) * scale  # [B, K], everything already divided by T
+        diag = (ops.softplus(self.diag_layer(inputs)) + self.min_scale) * scale
+        e = keras.random.normal((samples, self.num_classes), seed=self.seed_generator,
+                                dtype=loc.dtype)  # [S, K], shared by the batch
+        logits = ops.expand_dims(loc, -1) + ops.expand_dims(diag, -1) * ops.transpose(e)
         if self.factor_layer is not None:
-            factors = ops.reshape(self.factor_layer(inputs),
-                                  (-1, self.num_classes, self.num_factors))  # [B, K, R]
-            z = keras.random.normal((*shape, self.num_factors), seed=self.seed_generator,
-                                    dtype=loc.dtype)
-            noise = noise + ops.einsum("bkr,sbr->sbk", factors, z)
-        log_probs = ops.log_softmax((loc + noise) / self.temperature, axis=-1)
-        return ops.logsumexp(log_probs, axis=0) - math.log(self.num_mc_samples)
+            factors = ops.reshape(self.factor_layer(inputs) * scale,
+                                  (-1, self.num_factors))  # [B*K, R]
+            z = keras.random.normal((samples, self.num_factors), seed=self.seed_generator,
+                                    dtype=loc.dtype)  # [S, R], shared by the batch
+            logits = logits + ops.reshape(ops.matmul(factors, ops.transpose(z)),
+                                          (-1, self.num_classes, samples))
+        # [B, K, S]: log-softmax over classes, then the log of the mean over samples.
+        log_probs = logits - ops.logsumexp(logits, axis=1, keepdims=True)
+        return ops.logsumexp(log_probs, axis=-1) - math.log(samples)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
