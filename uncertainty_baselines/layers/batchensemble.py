@@ -13,14 +13,19 @@ divisible fails in the reshape instead).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import numpy as np
 from keras import ops
 
-InitializerLike = str | dict | keras.initializers.Initializer | None
-RegularizerLike = str | dict | keras.regularizers.Regularizer | None
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
+                                                 check_conv2d_input, check_dense_input,
+                                                 check_initializer, check_member_batch,
+                                                 check_units, conv2d, conv2d_arguments,
+                                                 conv2d_config, conv2d_output_shape, derived_seed,
+                                                 next_draw, resolve_initializer,
+                                                 serialize_initializer, walk)
 
 
 @keras.saving.register_keras_serializable(package="ub")
@@ -59,56 +64,6 @@ def random_sign_initializer(spread: float = 0.5, seed: int | None = None) -> Ran
     return RandomSign(spread=spread, seed=seed)
 
 
-def _derived_seed(seed: int, stream: int) -> int:
-    """A seed for the `stream`-th initialiser of a layer seeded with `seed`."""
-    return int(np.random.default_rng([seed, stream]).integers(2**31 - 1))
-
-
-def _resolve(identifier: InitializerLike, default: Callable[[int], Any],
-             seed: int) -> keras.initializers.Initializer:
-    """None -> `default(seed)`; a name -> that Keras initialiser, seeded with `seed` when it
-    is random; an initialiser object -> itself, seed and all."""
-    if identifier is None:
-        return default(seed)
-    if isinstance(identifier, keras.initializers.Initializer):
-        return identifier
-    init = keras.initializers.get(identifier)
-    return _with_seed(init, seed) if _is_seeded_random(init) else init
-
-
-def _is_seeded_random(init) -> bool:
-    """True for a random initialiser (Keras' or RandomSign) holding an integer seed."""
-    return isinstance(getattr(init, "seed", None), int) and "seed" in init.get_config()
-
-
-def _with_seed(init: keras.initializers.Initializer, seed: int) -> keras.initializers.Initializer:
-    return init.__class__.from_config({**init.get_config(), "seed": seed})
-
-
-def _next_draw(init: keras.initializers.Initializer) -> keras.initializers.Initializer:
-    """An initialiser like `init` whose values are independent of `init`'s: a copy under a
-    derived seed when an integer seed would repeat `init`'s values, else `init` itself."""
-    return _with_seed(init, _derived_seed(init.seed, 1)) if _is_seeded_random(init) else init
-
-
-def _check_initializer(identifier: InitializerLike) -> InitializerLike:
-    """Names and None stay as given (seeded at build); configs become objects."""
-    return identifier if identifier is None or isinstance(identifier, str) else \
-        keras.initializers.get(identifier)
-
-
-def _serialize_initializer(identifier: InitializerLike):
-    return identifier if identifier is None or isinstance(identifier, str) else \
-        keras.initializers.serialize(identifier)
-
-
-def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {value}.")
-    return pair
-
-
 class _BatchEnsembleBase(keras.layers.Layer):
     """Shared arguments, weights and checks of the BatchEnsemble layers; subclasses build
     the shared kernel and apply the shared linear map in `_shared`."""
@@ -126,41 +81,35 @@ class _BatchEnsembleBase(keras.layers.Layer):
             raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}.")
         self.ensemble_size, self.use_bias, self.seed = ensemble_size, use_bias, seed
         self.activation = keras.activations.get(activation)
-        self.kernel_initializer = _check_initializer(kernel_initializer)
-        self.fast_weight_initializer = _check_initializer(fast_weight_initializer)
+        self.kernel_initializer = check_initializer(kernel_initializer)
+        self.fast_weight_initializer = check_initializer(fast_weight_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.fast_weight_regularizer = keras.regularizers.get(fast_weight_regularizer)
 
     def _build_member_weights(self, in_features: int, out_features: int) -> None:
         """alpha [M, in], gamma [M, out] and bias [M, out] (or None)."""
-        alpha_init = _resolve(self.fast_weight_initializer, lambda s: RandomSign(seed=s),
-                              _derived_seed(self.seed, 1))
+        alpha_init = resolve_initializer(self.fast_weight_initializer,
+                                         lambda s: RandomSign(seed=s), derived_seed(self.seed, 1))
         m = self.ensemble_size
         self.alpha = self.add_weight(shape=(m, in_features), name="alpha",
                                      initializer=alpha_init,
                                      regularizer=self.fast_weight_regularizer)
         self.gamma = self.add_weight(shape=(m, out_features), name="gamma",
-                                     initializer=_next_draw(alpha_init),
+                                     initializer=next_draw(alpha_init),
                                      regularizer=self.fast_weight_regularizer)
         self.bias = self.add_weight(shape=(m, out_features), name="bias", initializer="zeros",
                                     regularizer=self.bias_regularizer) if self.use_bias else None
 
     def _kernel_initializer(self) -> keras.initializers.Initializer:
-        return _resolve(self.kernel_initializer, self.default_kernel_initializer, self.seed)
-
-    def _check_batch(self, batch_size: int | None) -> None:
-        if batch_size is not None and batch_size % self.ensemble_size:
-            raise ValueError(
-                f"{type(self).__name__}: the batch size ({batch_size}) must be divisible by "
-                f"ensemble_size={self.ensemble_size}; tile the batch once per member "
-                f"(member-major: rows [m*B, (m+1)*B) belong to member m).")
+        return resolve_initializer(self.kernel_initializer, self.default_kernel_initializer,
+                                   self.seed)
 
     def _shared(self, inputs):
         raise NotImplementedError
 
     def call(self, inputs):
-        self._check_batch(inputs.shape[0])
+        check_member_batch(self, inputs.shape[0])
         m = self.ensemble_size
         # [M*B, ..., D] -> [M, B, ..., D]: member m's fast weights broadcast over its rows.
         per_member = (m, 1) + (1,) * (len(inputs.shape) - 2) + (-1,)
@@ -176,8 +125,8 @@ class _BatchEnsembleBase(keras.layers.Layer):
         return {**super().get_config(), "ensemble_size": self.ensemble_size,
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": _serialize_initializer(self.kernel_initializer),
-                "fast_weight_initializer": _serialize_initializer(self.fast_weight_initializer),
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
+                "fast_weight_initializer": serialize_initializer(self.fast_weight_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "fast_weight_regularizer":
@@ -209,19 +158,15 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
         super().__init__(ensemble_size, activation, use_bias, kernel_initializer,
                          fast_weight_initializer, kernel_regularizer, bias_regularizer,
                          fast_weight_regularizer, seed, **kwargs)
-        if units < 1:
-            raise ValueError(f"units must be >= 1, got {units}.")
-        self.units = units
+        self.units = check_units(units)
 
     def build(self, input_shape):
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"DenseBatchEnsemble expects inputs [batch, ..., features] with "
-                             f"known features, got shape {input_shape}.")
-        self._check_batch(input_shape[0])
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel",
+        features = check_dense_input(self, input_shape)
+        check_member_batch(self, input_shape[0])
+        self.kernel = self.add_weight(shape=(features, self.units), name="kernel",
                                       initializer=self._kernel_initializer(),
                                       regularizer=self.kernel_regularizer)
-        self._build_member_weights(input_shape[-1], self.units)
+        self._build_member_weights(features, self.units)
 
     def _shared(self, x):
         return ops.matmul(x, self.kernel)
@@ -231,12 +176,6 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
-
-
-def _conv_length(length: int | None, kernel: int, stride: int, padding: str) -> int | None:
-    if length is None:
-        return None
-    return -(-length // stride) if padding == "same" else (length - kernel) // stride + 1
 
 
 @keras.saving.register_keras_serializable(package="ub")
@@ -263,49 +202,30 @@ class Conv2DBatchEnsemble(_BatchEnsembleBase):
         super().__init__(ensemble_size, activation, use_bias, kernel_initializer,
                          fast_weight_initializer, kernel_regularizer, bias_regularizer,
                          fast_weight_regularizer, seed, **kwargs)
-        if filters < 1:
-            raise ValueError(f"filters must be >= 1, got {filters}.")
-        if padding not in ("same", "valid"):
-            raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
-        self.filters, self.padding = filters, padding
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
+        self.filters, self.kernel_size, self.strides, self.padding = conv2d_arguments(
+            filters, kernel_size, strides, padding)
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"Conv2DBatchEnsemble expects inputs [batch, height, width, "
-                             f"channels] with known channels, got shape {input_shape}.")
-        self._check_batch(input_shape[0])
-        channels = input_shape[-1]
+        channels = check_conv2d_input(self, input_shape)
+        check_member_batch(self, input_shape[0])
         self.kernel = self.add_weight(shape=(*self.kernel_size, channels, self.filters),
                                       name="kernel", initializer=self._kernel_initializer(),
                                       regularizer=self.kernel_regularizer)
         self._build_member_weights(channels, self.filters)
 
     def _shared(self, x):
-        return ops.conv(x, self.kernel, strides=self.strides, padding=self.padding,
-                        data_format="channels_last")
+        return conv2d(x, self.kernel, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],
-                *(_conv_length(n, k, s, self.padding)
-                  for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)),
-                self.filters)
+        return conv2d_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
+                                   self.padding)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding}
+        return {**super().get_config(), **conv2d_config(self)}
 
 
 def fast_weights(model: keras.Model) -> list:
     """The rank-1 fast weights (alpha, gamma) of every BatchEnsemble layer in `model`,
     nested models included (e.g. to give them their own learning rate)."""
-    return [w for layer in _walk(model) if isinstance(layer, _BatchEnsembleBase)
+    return [w for layer in walk(model) if isinstance(layer, _BatchEnsembleBase)
             for w in (layer.alpha, layer.gamma)]
-
-
-def _walk(layer: keras.layers.Layer):
-    yield layer
-    for sub in getattr(layer, "layers", []):
-        yield from _walk(sub)

@@ -26,10 +26,12 @@ from typing import Callable
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.batchensemble import (InitializerLike, RegularizerLike,
-                                                      _check_initializer, _conv_length,
-                                                      _derived_seed, _pair, _resolve,
-                                                      _serialize_initializer, _walk)
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
+                                                 check_conv2d_input, check_dense_input,
+                                                 check_initializer, check_units, conv2d,
+                                                 conv2d_arguments, conv2d_config,
+                                                 conv2d_output_shape, derived_seed,
+                                                 resolve_initializer, serialize_initializer, walk)
 from uncertainty_baselines.layers.variational import inverse_softplus
 
 
@@ -51,18 +53,18 @@ class _FlipoutBase(keras.layers.Layer):
         self.use_bias, self.prior_stddev, self.init_stddev = use_bias, prior_stddev, init_stddev
         self.seed = seed
         self.activation = keras.activations.get(activation)
-        self.kernel_initializer = _check_initializer(kernel_initializer)
+        self.kernel_initializer = check_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         # A stream apart from the kernel initialiser's, which draws from `seed` itself.
-        self.seed_generator = keras.random.SeedGenerator(_derived_seed(seed, 1))
+        self.seed_generator = keras.random.SeedGenerator(derived_seed(seed, 1))
 
     def _build_posterior(self, kernel_shape: tuple[int, ...]) -> None:
         """kernel_loc and kernel_rho (the posterior's mu and rho) and the bias (or None)."""
         self.kernel_loc = self.add_weight(
             shape=kernel_shape, name="kernel_loc",
-            initializer=_resolve(self.kernel_initializer, self.default_kernel_initializer,
-                                 self.seed),
+            initializer=resolve_initializer(self.kernel_initializer,
+                                            self.default_kernel_initializer, self.seed),
             regularizer=self.kernel_regularizer)
         self.kernel_rho = self.add_weight(
             shape=kernel_shape, name="kernel_rho",
@@ -105,7 +107,7 @@ class _FlipoutBase(keras.layers.Layer):
         return {**super().get_config(),
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "kernel_initializer": _serialize_initializer(self.kernel_initializer),
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "prior_stddev": self.prior_stddev, "init_stddev": self.init_stddev,
@@ -133,15 +135,11 @@ class DenseFlipout(_FlipoutBase):
                  init_stddev: float = 1e-3, seed: int = 0, **kwargs):
         super().__init__(activation, use_bias, kernel_initializer, kernel_regularizer,
                          bias_regularizer, prior_stddev, init_stddev, seed, **kwargs)
-        if units < 1:
-            raise ValueError(f"units must be >= 1, got {units}.")
-        self.units = units
+        self.units = check_units(units)
 
     def build(self, input_shape):
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"DenseFlipout expects inputs [batch, ..., features] with known "
-                             f"features, got shape {input_shape}.")
-        self._build_posterior((input_shape[-1], self.units))
+        features = check_dense_input(self, input_shape)
+        self._build_posterior((features, self.units))
 
     def _linear(self, inputs, kernel):
         return ops.matmul(inputs, kernel)
@@ -175,40 +173,28 @@ class Conv2DFlipout(_FlipoutBase):
                  init_stddev: float = 1e-3, seed: int = 0, **kwargs):
         super().__init__(activation, use_bias, kernel_initializer, kernel_regularizer,
                          bias_regularizer, prior_stddev, init_stddev, seed, **kwargs)
-        if filters < 1:
-            raise ValueError(f"filters must be >= 1, got {filters}.")
-        if padding not in ("same", "valid"):
-            raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
-        self.filters, self.padding = filters, padding
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
+        self.filters, self.kernel_size, self.strides, self.padding = conv2d_arguments(
+            filters, kernel_size, strides, padding)
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"Conv2DFlipout expects inputs [batch, height, width, channels] "
-                             f"with known channels, got shape {input_shape}.")
-        self._build_posterior((*self.kernel_size, input_shape[-1], self.filters))
+        channels = check_conv2d_input(self, input_shape)
+        self._build_posterior((*self.kernel_size, channels, self.filters))
 
     def _linear(self, inputs, kernel):
-        return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding,
-                        data_format="channels_last")
+        return conv2d(inputs, kernel, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],
-                *(_conv_length(n, k, s, self.padding)
-                  for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)),
-                self.filters)
+        return conv2d_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
+                                   self.padding)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding}
+        return {**super().get_config(), **conv2d_config(self)}
 
 
 def flipout_kl(model: keras.layers.Layer, tied_mean: bool = False):
     """The summed ``kl(tied_mean)`` of every Flipout layer in `model`, nested models included:
     the ELBO's KL term before scaling by 1 / (number of training examples) and annealing."""
-    terms = [layer.kl(tied_mean) for layer in _walk(model) if isinstance(layer, _FlipoutBase)]
+    terms = [layer.kl(tied_mean) for layer in walk(model) if isinstance(layer, _FlipoutBase)]
     if not terms:
         raise ValueError(f"{model.name} has no DenseFlipout or Conv2DFlipout layer.")
     return ops.sum(ops.stack(terms))

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from uncertainty_baselines.layers.batchensemble import _walk
+from uncertainty_baselines.layers.common import derived_seed, walk
 
 RANDOM_FEATURE_TYPES = ("orthogonal", "fourier")
 
@@ -64,11 +64,6 @@ class OrthogonalRandomFeatures(keras.initializers.Initializer):
     def get_config(self):
         return {"stddev": self.stddev,
                 "seed": keras.saving.serialize_keras_object(self._init_seed)}
-
-
-def _derived_seed(seed: int, stream: int) -> int:
-    """A seed for the `stream`-th initialiser of a layer seeded with `seed`."""
-    return int(np.random.default_rng([seed, stream]).integers(2**31 - 1))
 
 
 @keras.saving.register_keras_serializable(package="ub")
@@ -144,10 +139,10 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
             self.projection = self.add_weight(
                 shape=(input_shape[-1], dim), name="projection", trainable=False,
                 initializer=keras.initializers.RandomNormal(
-                    stddev=dim ** -0.5, seed=_derived_seed(self.seed, 2)))
+                    stddev=dim ** -0.5, seed=derived_seed(self.seed, 2)))
         if self.input_norm is not None:
             self.input_norm.build((input_shape[0], dim))
-        stddev, frequency_seed = 1.0 / self.length_scale, _derived_seed(self.seed, 0)
+        stddev, frequency_seed = 1.0 / self.length_scale, derived_seed(self.seed, 0)
         self.frequencies = self.add_weight(
             shape=(dim, self.num_inducing), name="frequencies", trainable=False,
             initializer=OrthogonalRandomFeatures(stddev, seed=frequency_seed)
@@ -156,10 +151,10 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
         self.phases = self.add_weight(
             shape=(self.num_inducing,), name="phases", trainable=False,
             initializer=keras.initializers.RandomUniform(0.0, 2 * math.pi,
-                                                         seed=_derived_seed(self.seed, 1)))
+                                                         seed=derived_seed(self.seed, 1)))
         self.kernel = self.add_weight(
             shape=(self.num_inducing, self.units), name="kernel",
-            initializer=keras.initializers.GlorotUniform(seed=_derived_seed(self.seed, 3)),
+            initializer=keras.initializers.GlorotUniform(seed=derived_seed(self.seed, 3)),
             regularizer=self.kernel_regularizer)
         self.bias = self.add_weight(shape=(self.units,), name="bias", initializer="zeros") \
             if self.use_bias else None
@@ -291,7 +286,7 @@ def reset_covariances(model: keras.layers.Layer) -> int:
     """Set the precision of every RandomFeatureGaussianProcess in `model` (nested models
     included) back to ridge_penalty * I, as SNGP does at the start of each epoch; returns how
     many layers were reset. Call it outside a tf.distribute replicated step."""
-    layers = [layer for layer in _walk(model) if isinstance(layer, RandomFeatureGaussianProcess)]
+    layers = [layer for layer in walk(model) if isinstance(layer, RandomFeatureGaussianProcess)]
     for layer in layers:
         layer.reset_covariance()
     return len(layers)

@@ -26,10 +26,10 @@ import math
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.batchensemble import (InitializerLike, RegularizerLike,
-                                                      _check_initializer, _derived_seed,
-                                                      _is_seeded_random, _resolve,
-                                                      _serialize_initializer, _with_seed)
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
+                                                 check_initializer, derived_seed,
+                                                 is_seeded_random, resolve_initializer,
+                                                 serialize_initializer, with_seed)
 
 
 @keras.saving.register_keras_serializable(package="ub")
@@ -69,7 +69,7 @@ class HeteroscedasticSoftmax(keras.layers.Layer):
         self.num_classes, self.num_factors = num_classes, num_factors
         self.temperature, self.num_mc_samples = float(temperature), num_mc_samples
         self.min_scale, self.seed = float(min_scale), seed
-        self.kernel_initializer = _check_initializer(kernel_initializer)
+        self.kernel_initializer = check_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
 
@@ -81,15 +81,15 @@ class HeteroscedasticSoftmax(keras.layers.Layer):
         self.factor_layer = dense(num_classes * num_factors, 1, "factors") \
             if num_factors else None
         self.diag_layer = dense(num_classes, 2, "diag")
-        self.seed_generator = keras.random.SeedGenerator(_derived_seed(seed, 3))
+        self.seed_generator = keras.random.SeedGenerator(derived_seed(seed, 3))
 
     def _initializer(self, stream: int) -> keras.initializers.Initializer:
         """The kernel initialiser of the `stream`-th Dense (0: location, 1: factors, 2:
         diagonal), an independent draw for each stream when the initialiser is seeded."""
-        init = _resolve(self.kernel_initializer,
-                        lambda s: keras.initializers.GlorotUniform(seed=s), self.seed)
-        if stream and _is_seeded_random(init):
-            return _with_seed(init, _derived_seed(init.seed, stream))
+        init = resolve_initializer(self.kernel_initializer,
+                                   lambda s: keras.initializers.GlorotUniform(seed=s), self.seed)
+        if stream and is_seeded_random(init):
+            return with_seed(init, derived_seed(init.seed, stream))
         return init
 
     def build(self, input_shape):
@@ -125,7 +125,7 @@ class HeteroscedasticSoftmax(keras.layers.Layer):
         return {**super().get_config(), "num_classes": self.num_classes,
                 "num_factors": self.num_factors, "temperature": self.temperature,
                 "num_mc_samples": self.num_mc_samples, "min_scale": self.min_scale,
-                "kernel_initializer": _serialize_initializer(self.kernel_initializer),
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "seed": self.seed}

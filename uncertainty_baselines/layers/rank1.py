@@ -35,11 +35,14 @@ from typing import Callable
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.batchensemble import (InitializerLike, RandomSign,
-                                                      RegularizerLike, _check_initializer,
-                                                      _conv_length, _derived_seed,
-                                                      _next_draw, _pair, _resolve,
-                                                      _serialize_initializer, _walk)
+from uncertainty_baselines.layers.batchensemble import RandomSign
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
+                                                 check_conv2d_input, check_dense_input,
+                                                 check_initializer, check_member_batch,
+                                                 check_units, conv2d, conv2d_arguments,
+                                                 conv2d_config, conv2d_output_shape, derived_seed,
+                                                 next_draw, resolve_initializer,
+                                                 serialize_initializer, walk)
 from uncertainty_baselines.layers.variational import inverse_softplus
 
 DISTRIBUTIONS = ("normal", "cauchy")
@@ -78,22 +81,22 @@ class _Rank1Base(keras.layers.Layer):
         self.init_stddev, self.max_perturbation = float(init_stddev), float(max_perturbation)
         self.deterministic, self.seed = deterministic, seed
         self.activation = keras.activations.get(activation)
-        self.loc_initializer = _check_initializer(loc_initializer)
-        self.kernel_initializer = _check_initializer(kernel_initializer)
+        self.loc_initializer = check_initializer(loc_initializer)
+        self.kernel_initializer = check_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.seed_generator = keras.random.SeedGenerator(_derived_seed(seed, 2))
+        self.seed_generator = keras.random.SeedGenerator(derived_seed(seed, 2))
 
     def _build_weights(self, kernel_shape: tuple[int, ...]) -> None:
         """The shared kernel; alpha_loc, alpha_rho [M, in]; gamma_loc, gamma_rho and the
         member biases [M, out]."""
         self.kernel = self.add_weight(
             shape=kernel_shape, name="kernel",
-            initializer=_resolve(self.kernel_initializer, self.default_kernel_initializer,
-                                 self.seed),
+            initializer=resolve_initializer(self.kernel_initializer,
+                                            self.default_kernel_initializer, self.seed),
             regularizer=self.kernel_regularizer)
-        loc_init = _resolve(self.loc_initializer, lambda s: RandomSign(0.0, seed=s),
-                            _derived_seed(self.seed, 1))
+        loc_init = resolve_initializer(self.loc_initializer, lambda s: RandomSign(0.0, seed=s),
+                                       derived_seed(self.seed, 1))
         rho_init = keras.initializers.Constant(inverse_softplus(self.init_stddev))
         m, (fan_in, fan_out) = self.ensemble_size, kernel_shape[-2:]
         self.alpha_loc = self.add_weight(shape=(m, fan_in), name="alpha_loc",
@@ -101,18 +104,11 @@ class _Rank1Base(keras.layers.Layer):
         self.alpha_rho = self.add_weight(shape=(m, fan_in), name="alpha_rho",
                                          initializer=rho_init)
         self.gamma_loc = self.add_weight(shape=(m, fan_out), name="gamma_loc",
-                                         initializer=_next_draw(loc_init))
+                                         initializer=next_draw(loc_init))
         self.gamma_rho = self.add_weight(shape=(m, fan_out), name="gamma_rho",
                                          initializer=rho_init)
         self.bias = self.add_weight(shape=(m, fan_out), name="bias", initializer="zeros",
                                     regularizer=self.bias_regularizer) if self.use_bias else None
-
-    def _check_batch(self, batch_size: int | None) -> None:
-        if batch_size is not None and batch_size % self.ensemble_size:
-            raise ValueError(
-                f"{type(self).__name__}: the batch size ({batch_size}) must be divisible by "
-                f"ensemble_size={self.ensemble_size}; tile the batch once per member "
-                f"(member-major: rows [m*B, (m+1)*B) belong to member m).")
 
     def _factors(self, loc, rho, rows, middle: int):
         """Factors [M, rows, 1, ..., 1, D] (`middle` ones, broadcast over a conv's height
@@ -134,7 +130,7 @@ class _Rank1Base(keras.layers.Layer):
         raise NotImplementedError
 
     def call(self, inputs):
-        self._check_batch(inputs.shape[0])
+        check_member_batch(self, inputs.shape[0])
         m, row_shape = self.ensemble_size, ops.shape(inputs)[1:]
         middle = len(inputs.shape) - 2  # axes between batch and features (a conv's H, W)
         x = ops.reshape(inputs, (m, -1, *row_shape))  # [M, B, ..., D_in]
@@ -166,8 +162,8 @@ class _Rank1Base(keras.layers.Layer):
                 "use_bias": self.use_bias, "distribution": self.distribution,
                 "prior_mean": self.prior_mean, "prior_stddev": self.prior_stddev,
                 "init_stddev": self.init_stddev,
-                "loc_initializer": _serialize_initializer(self.loc_initializer),
-                "kernel_initializer": _serialize_initializer(self.kernel_initializer),
+                "loc_initializer": serialize_initializer(self.loc_initializer),
+                "kernel_initializer": serialize_initializer(self.kernel_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "max_perturbation": self.max_perturbation,
@@ -198,16 +194,12 @@ class DenseRank1(_Rank1Base):
                          prior_stddev, init_stddev, loc_initializer, kernel_initializer,
                          kernel_regularizer, bias_regularizer, max_perturbation,
                          deterministic, seed, **kwargs)
-        if units < 1:
-            raise ValueError(f"units must be >= 1, got {units}.")
-        self.units = units
+        self.units = check_units(units)
 
     def build(self, input_shape):
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"DenseRank1 expects inputs [batch, ..., features] with known "
-                             f"features, got shape {input_shape}.")
-        self._check_batch(input_shape[0])
-        self._build_weights((input_shape[-1], self.units))
+        features = check_dense_input(self, input_shape)
+        check_member_batch(self, input_shape[0])
+        self._build_weights((features, self.units))
 
     def _shared(self, x):
         return ops.matmul(x, self.kernel)
@@ -243,41 +235,29 @@ class Conv2DRank1(_Rank1Base):
                          prior_stddev, init_stddev, loc_initializer, kernel_initializer,
                          kernel_regularizer, bias_regularizer, max_perturbation,
                          deterministic, seed, **kwargs)
-        if filters < 1:
-            raise ValueError(f"filters must be >= 1, got {filters}.")
-        if padding not in ("same", "valid"):
-            raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
-        self.filters, self.padding = filters, padding
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
+        self.filters, self.kernel_size, self.strides, self.padding = conv2d_arguments(
+            filters, kernel_size, strides, padding)
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or input_shape[-1] is None:
-            raise ValueError(f"Conv2DRank1 expects inputs [batch, height, width, channels] "
-                             f"with known channels, got shape {input_shape}.")
-        self._check_batch(input_shape[0])
-        self._build_weights((*self.kernel_size, input_shape[-1], self.filters))
+        channels = check_conv2d_input(self, input_shape)
+        check_member_batch(self, input_shape[0])
+        self._build_weights((*self.kernel_size, channels, self.filters))
 
     def _shared(self, x):
-        return ops.conv(x, self.kernel, strides=self.strides, padding=self.padding,
-                        data_format="channels_last")
+        return conv2d(x, self.kernel, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],
-                *(_conv_length(n, k, s, self.padding)
-                  for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)),
-                self.filters)
+        return conv2d_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
+                                   self.padding)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding}
+        return {**super().get_config(), **conv2d_config(self)}
 
 
 def rank1_kl(model: keras.layers.Layer):
     """The summed ``kl()`` of every rank-1 layer in `model`, nested models included: the
     ELBO's KL term before scaling by 1 / (number of training examples) and annealing."""
-    terms = [layer.kl() for layer in _walk(model) if isinstance(layer, _Rank1Base)]
+    terms = [layer.kl() for layer in walk(model) if isinstance(layer, _Rank1Base)]
     if not terms:
         raise ValueError(f"{model.name} has no DenseRank1 or Conv2DRank1 layer.")
     return ops.sum(ops.stack(terms))

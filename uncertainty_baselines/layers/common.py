@@ -1,0 +1,150 @@
+"""What the uncertainty layers share: initialiser arguments and their seeding, layer-tree
+walks, and the argument and input-shape checks of the Dense- and Conv2D-style layers, so
+that every layer validates and reports its arguments in the same words."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+InitializerLike = str | dict | keras.initializers.Initializer | None
+RegularizerLike = str | dict | keras.regularizers.Regularizer | None
+Shape = Sequence[int | None]
+
+
+# ----- initialisers and seeds -----------------------------------------------------------------
+def derived_seed(seed: int, stream: int) -> int:
+    """A seed for the `stream`-th initialiser or noise stream of a layer seeded with `seed`."""
+    return int(np.random.default_rng([seed, stream]).integers(2**31 - 1))
+
+
+def is_seeded_random(init: Any) -> bool:
+    """True for a random initialiser (Keras' or one of ours) holding an integer seed."""
+    return isinstance(getattr(init, "seed", None), int) and "seed" in init.get_config()
+
+
+def with_seed(init: keras.initializers.Initializer, seed: int) -> keras.initializers.Initializer:
+    """A copy of `init` drawing from `seed` instead of its own seed."""
+    return init.__class__.from_config({**init.get_config(), "seed": seed})
+
+
+def next_draw(init: keras.initializers.Initializer) -> keras.initializers.Initializer:
+    """An initialiser like `init` whose values are independent of `init`'s: a copy under a
+    derived seed when an integer seed would repeat `init`'s values, else `init` itself."""
+    return with_seed(init, derived_seed(init.seed, 1)) if is_seeded_random(init) else init
+
+
+def resolve_initializer(identifier: InitializerLike, default: Callable[[int], Any],
+                        seed: int) -> keras.initializers.Initializer:
+    """None -> `default(seed)`; a name -> that Keras initialiser, seeded with `seed` when it
+    is random; an initialiser object -> itself, seed and all."""
+    if identifier is None:
+        return default(seed)
+    if isinstance(identifier, keras.initializers.Initializer):
+        return identifier
+    init = keras.initializers.get(identifier)
+    return with_seed(init, seed) if is_seeded_random(init) else init
+
+
+def check_initializer(identifier: InitializerLike) -> InitializerLike:
+    """Names and None stay as given (seeded at build); configs become objects."""
+    return identifier if identifier is None or isinstance(identifier, str) else \
+        keras.initializers.get(identifier)
+
+
+def serialize_initializer(identifier: InitializerLike) -> str | dict | None:
+    """The config form of a `check_initializer` result: names and None as they are."""
+    return identifier if identifier is None or isinstance(identifier, str) else \
+        keras.initializers.serialize(identifier)
+
+
+# ----- layer trees ----------------------------------------------------------------------------
+def walk(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+    """`layer` and every layer nested in it, depth first (to collect a model's KL terms)."""
+    yield layer
+    for sub in getattr(layer, "layers", []):
+        yield from walk(sub)
+
+
+# ----- Dense- and Conv2D-style arguments and input shapes -------------------------------------
+def check_units(units: int) -> int:
+    """`units` of a Dense-style layer, checked to be >= 1."""
+    if units < 1:
+        raise ValueError(f"units must be >= 1, got {units}.")
+    return units
+
+
+def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    """(h, w) from one positive int or a pair of them; `name` is the argument's, for errors."""
+    values = (value, value) if isinstance(value, int) else tuple(value)
+    if len(values) != 2 or any(not isinstance(v, int) or v < 1 for v in values):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {value}.")
+    return values
+
+
+def conv2d_arguments(filters: int, kernel_size: int | Sequence[int], strides: int | Sequence[int],
+                     padding: str) -> tuple[int, tuple[int, int], tuple[int, int], str]:
+    """(filters, kernel_size, strides, padding) of a Conv2D-style layer, checked, with the
+    kernel size and strides as pairs."""
+    if filters < 1:
+        raise ValueError(f"filters must be >= 1, got {filters}.")
+    if padding not in ("same", "valid"):
+        raise ValueError(f'padding must be "same" or "valid", got {padding!r}.')
+    return filters, pair(kernel_size, "kernel_size"), pair(strides, "strides"), padding
+
+
+def check_dense_input(layer: keras.layers.Layer, input_shape: Shape) -> int:
+    """The feature count of a Dense-style layer's inputs [batch, ..., features], which must
+    be known at build."""
+    if len(input_shape) < 2 or input_shape[-1] is None:
+        raise ValueError(f"{type(layer).__name__} expects inputs [batch, ..., features] with "
+                         f"known features, got shape {input_shape}.")
+    return input_shape[-1]
+
+
+def check_conv2d_input(layer: keras.layers.Layer, input_shape: Shape) -> int:
+    """The channel count of a Conv2D-style layer's inputs [batch, height, width, channels],
+    which must be known at build."""
+    if len(input_shape) != 4 or input_shape[-1] is None:
+        raise ValueError(f"{type(layer).__name__} expects inputs [batch, height, width, "
+                         f"channels] with known channels, got shape {input_shape}.")
+    return input_shape[-1]
+
+
+def check_member_batch(layer: keras.layers.Layer, batch_size: int | None) -> None:
+    """Raise unless a static batch size divides into `layer.ensemble_size` member-major
+    blocks (rows [m*B, (m+1)*B) of member m), as the ensemble layers' inputs must."""
+    if batch_size is not None and batch_size % layer.ensemble_size:
+        raise ValueError(
+            f"{type(layer).__name__}: the batch size ({batch_size}) must be divisible by "
+            f"ensemble_size={layer.ensemble_size}; tile the batch once per member "
+            f"(member-major: rows [m*B, (m+1)*B) belong to member m).")
+
+
+def conv_length(length: int | None, kernel: int, stride: int, padding: str) -> int | None:
+    """A convolution's output length along one spatial axis (None when the input's is)."""
+    if length is None:
+        return None
+    return -(-length // stride) if padding == "same" else (length - kernel) // stride + 1
+
+
+def conv2d(inputs, kernel, strides: tuple[int, int], padding: str):
+    """The channels-last 2-D convolution every Conv2D-style layer applies."""
+    return ops.conv(inputs, kernel, strides=strides, padding=padding,
+                    data_format="channels_last")
+
+
+def conv2d_config(layer: keras.layers.Layer) -> dict:
+    """The Conv2D arguments of a Conv2D-style layer's config."""
+    return {name: getattr(layer, name) for name in ("filters", "kernel_size", "strides", "padding")}
+
+
+def conv2d_output_shape(input_shape: Shape, filters: int, kernel_size: tuple[int, int],
+                        strides: tuple[int, int], padding: str) -> tuple[int | None, ...]:
+    """The output shape [batch, height', width', filters] of a Conv2D-style layer."""
+    return (input_shape[0],
+            *(conv_length(n, k, s, padding)
+              for n, k, s in zip(input_shape[1:3], kernel_size, strides)),
+            filters)
