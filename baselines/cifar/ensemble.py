@@ -16,34 +16,16 @@ its seed, verified checkpoints) before anything is written.
       --run_dirs=/tmp/wrn28-10-seed0,/tmp/wrn28-10-seed1,/tmp/wrn28-10-seed2,/tmp/wrn28-10-seed3 \
       --output_dir=/tmp/wrn28-10-ensemble
 """
-import os
-
 from absl import app, flags
 
 from uncertainty_baselines.training import experiment, method
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags()
-flags.DEFINE_list("run_dirs", [], "Finished deterministic runs, one per member.")
-flags.DEFINE_integer("ensemble_size", 4, "Members: the first --ensemble_size of --run_dirs.")
+ub_flags.define_ensemble_flags(ensemble_size=4)
 FLAGS = flags.FLAGS
 
-
-def validate(config) -> list[str]:
-    errors = []
-    if config.ensemble_size < 1:
-        errors.append(f"--ensemble_size must be >= 1, got {config.ensemble_size}")
-    elif len(config.run_dirs) < config.ensemble_size:
-        errors.append(f"--run_dirs names {len(config.run_dirs)} runs, fewer than --ensemble_size="
-                      f"{config.ensemble_size}; train the missing members with deterministic.py and other "
-                      "--seed values")
-    if config.output_dir and any(os.path.realpath(d) == os.path.realpath(config.output_dir)
-                                 for d in config.run_dirs):
-        errors.append("--output_dir must not be one of the --run_dirs (it would overwrite that run's record)")
-    return errors
-
-
-ENSEMBLE = method.Method("ensemble", validate=validate, method_flags=("run_dirs", "ensemble_size"),
+ENSEMBLE = method.Method("ensemble", validate=ub_flags.ensemble_errors, method_flags=ub_flags.ENSEMBLE_FLAGS,
                          ood_scores=("msp", "entropy", "mutual_information", "dempster_shafer"))
 
 if __name__ == "__main__":

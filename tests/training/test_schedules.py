@@ -64,3 +64,26 @@ def test_cosine_schedule_hand_values():
                                  warmup_epochs=0, decay_fractions=[], decay_ratio=1.0, kind="linear")
     with pytest.raises(ValueError, match="warmup_steps < total_steps"):
         schedules.WarmUpCosine(0.1, 10, 10)
+
+
+def test_warmup_linear_decay_hand_values():
+    # Peak 1e-4, 2 warm-up steps of 10: 5e-5, 1e-4, then 1e-4 x (10 - step) / 8 down to 0.
+    s = schedules.WarmUpLinearDecay(1e-4, warmup_steps=2, total_steps=10)
+    np.testing.assert_allclose(lrs(s, [0, 1, 2, 6, 9, 10, 12]),
+                               [5e-5, 1e-4, 1e-4, 5e-5, 1.25e-5, 0.0, 0.0], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(lrs(schedules.WarmUpLinearDecay(1.0, 0, 4), [0, 2]), [1.0, 0.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="0 <= warmup_steps < total_steps"):
+        schedules.WarmUpLinearDecay(1e-4, warmup_steps=10, total_steps=10)
+
+
+def test_adamw_decays_kernels_and_embeddings_not_layer_norms_or_biases():
+    import keras
+    inputs = keras.Input((3,))
+    x = keras.layers.Embedding(5, 3, name="embed")(keras.ops.cast(inputs, "int32"))
+    x = keras.layers.LayerNormalization(name="norm")(keras.layers.Dense(4, name="dense")(x))
+    model = keras.Model(inputs, x)
+    optimizer = schedules.adamw(1e-3, weight_decay=0.01)
+    optimizer.build(model.trainable_variables)
+    decayed = {v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"embed/embeddings", "dense/kernel"}
+    assert optimizer.epsilon == 1e-6 and optimizer.global_clipnorm is None

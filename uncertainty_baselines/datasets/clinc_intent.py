@@ -7,7 +7,10 @@ padded) with the vocabulary given there (default: MiniLM's uncased BERT vocabula
 
 Labels: the 150 intents sorted alphabetically are 0..149 and out-of-scope is
 `OOS_LABEL` = 150, so `num_classes` = 151 in every mode. Elements: `features` = int32 [32]
-`input_ids`, plus int32 [32] `input_mask` and `segment_ids` (BERT's other two inputs).
+`input_ids`, plus int32 [32] `input_mask` and `segment_ids` (BERT's other two inputs), and
+`is_in_distribution` (int32: 1 for an intent, 0 for out-of-scope), so that the 'all' mode's
+test split is an OOD evaluation set as `ub.datasets.ood` builds them (out-of-scope positive),
+whose labels are nonetheless all classes of the model.
 
 Modes (`data_mode`): 'in_domain' (train / validation / test = 15,000 / 3,000 / 4,500),
 'out_of_scope' (100 / 100 / 1,000) and 'all' (in-domain followed by out-of-scope).
@@ -92,7 +95,9 @@ class ClincIntentDataset(TfdsDataset):
 
     def _preprocess(self, example: dict[str, tf.Tensor], seed: tf.Tensor | None) -> dict[str, tf.Tensor]:
         del seed  # No augmentation of text.
+        label = tf.cast(example["label"], tf.int32)
         return {"features": example["input_ids"],
                 "input_mask": example["input_mask"],
                 "segment_ids": example["segment_ids"],
-                "labels": tf.cast(example["label"], tf.int32)}
+                "labels": label,
+                "is_in_distribution": tf.cast(label != OOS_LABEL, tf.int32)}

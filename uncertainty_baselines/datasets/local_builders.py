@@ -308,10 +308,13 @@ def clinc_intent_names(splits: Mapping[str, Sequence[tuple[str, str]]]) -> list[
         raise ValueError(f"CLINC train split has {len(intents)} in-scope intents, expected "
                          f"{CLINC_NUM_INTENTS}")
     names = intents + [CLINC_OOS_INTENT]
+    known, json_keys = set(names), {split: key for key, split in CLINC_SPLITS.items()}
     for split, items in splits.items():
-        unknown = sorted({intent for _, intent in items} - set(names))
-        if unknown:
-            raise ValueError(f"CLINC split {split!r} has intents {unknown[:5]} that train does not have")
+        for i, (text, intent) in enumerate(items):
+            if intent not in known:
+                raise ValueError(
+                    f"CLINC {json_keys.get(split, split)} item {i} {[text, intent]!r}: intent {intent!r} is "
+                    f"not one of the {len(names)} classes (the intents of train and {CLINC_OOS_INTENT!r})")
     return names
 
 

@@ -86,7 +86,8 @@ def classwise_gap(probs: np.ndarray, labels: np.ndarray, num_bins: int) -> np.nd
     high_class = high % k
     high_probs = flat[high]
     index = high_class * num_bins + bin_index(high_probs, num_bins)
-    sums = np.bincount(index, weights=high_probs, minlength=k * num_bins)
+    # float64 even when no p_k is binned (numpy gives an empty weighted bincount int64).
+    sums = np.bincount(index, weights=high_probs, minlength=k * num_bins).astype(np.float64)
     sums[::num_bins] += (probs.sum(axis=0, dtype=np.float64)
                          - np.bincount(high_class, weights=high_probs, minlength=k))
     label_bins = bin_index(flat[np.arange(n) * k + labels], num_bins)

@@ -23,6 +23,8 @@ MODELS: dict[str, str | Callable] = {
     "mlp_gaussian": "uncertainty_baselines.models.mlp:mlp_gaussian",
     "mlp_variational_gaussian": "uncertainty_baselines.models.mlp:mlp_variational_gaussian",
     "bert_classifier": "uncertainty_baselines.models.bert:bert_classifier",
+    "bert_mc_dropout": "uncertainty_baselines.models.bert:bert_mc_dropout",
+    "bert_sngp": "uncertainty_baselines.models.bert:bert_sngp",
 }
 
 

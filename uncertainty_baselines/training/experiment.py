@@ -1,8 +1,10 @@
-"""The run every image baseline shares: data, model, resume, train, evaluate, checkpoint, record.
+"""The run every baseline shares: data, model, resume, train, evaluate, checkpoint, record.
 
 A baseline script defines its `method.Method` (model spec and the seams it changes) and
-calls `run_image_baseline(config, method)`; `train_and_evaluate` and `evaluate_runs`
-are the same machinery for use from a notebook.
+calls `run_baseline(config, method, task)`, where the `Task` is what its family of
+datasets brings: flag checks, data loader, optimizer (`IMAGE_TASK`, the default, and
+`training.text.TEXT`); `train_and_evaluate` and `evaluate_runs` are the same machinery for
+use from a notebook.
 
 Resume guarantee: checkpoints are taken at epoch ends and hold every model and optimizer
 variable. The training stream is a deterministic function of the seed (`ub.datasets`
@@ -46,7 +48,8 @@ class MemberError(ValueError):
 
 @dataclasses.dataclass
 class ImageData:
-    """Distributed datasets of an image-classification run (evaluation sets padded and masked)."""
+    """Distributed datasets of a run (evaluation sets padded and masked); text runs use it
+    too, with `input_shape` (sequence length,) and no corrupted sets."""
     train: Any  # Endless training stream of global batches.
     steps_per_epoch: int
     num_train_examples: int
@@ -314,24 +317,46 @@ def stack_members(members: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.n
     return out
 
 
-def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]:
-    """The whole run of an image baseline: validate, set up, train (or evaluate), record.
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What a family of datasets brings to the shared run.
 
-    `config` holds the common image flags and the method's flags as attributes (see
-    `flags.image_config`). Everything that can fail on bad input (flags, data, model
-    kwargs) is checked before the output folder is touched; then the folder is locked
-    for this process, created or resumed, and `run.json` written at the end. Returns the
-    final metrics. Raises flags.InvalidFlagsError, NonFiniteError (training stopped, last
-    good checkpoint kept), lock.FolderLockedError or output_dir_lib.OutputDirError.
+    `validate(config, method_errors)` raises flags.InvalidFlagsError listing every invalid
+    flag; `load_data(config, strategy, train_batch_size)` gives the run's `ImageData`;
+    `optimizer(config, steps_per_epoch, train_batch_size)` its optimizer; `config(absl
+    flag values, method flag names)` the plain namespace the run takes.
     """
+    validate: Callable[[Any, Sequence[str]], None]
+    load_data: Callable[[Any, tf.distribute.Strategy, int], ImageData]
+    optimizer: Callable[[Any, int, int], keras.optimizers.Optimizer]
+    config: Callable[[Any, Sequence[str]], Any]
+
+
+def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]:
+    """The whole run of an image baseline: `run_baseline` with the image task."""
+    return run_baseline(config, method, IMAGE_TASK)
+
+
+def run_baseline(config: Any, method: method_lib.Method, task: Task | None = None) -> dict[str, Any]:
+    """The whole run of a baseline: validate, set up, train (or evaluate), record.
+
+    `config` holds the task's flags and the method's flags as attributes (see
+    `flags.image_config`); `task` defaults to `IMAGE_TASK`. Everything that can fail on
+    bad input (flags, data, model kwargs) is checked before the output folder is touched;
+    then the folder is locked for this process, created or resumed, and `run.json` written
+    at the end. Returns the final metrics. Raises flags.InvalidFlagsError, NonFiniteError
+    (training stopped, last good checkpoint kept), lock.FolderLockedError or
+    output_dir_lib.OutputDirError.
+    """
+    task = task or IMAGE_TASK
     started_at = time.time()
-    strategy, data = set_up(config, method)
+    strategy, data = set_up(config, method, task)
     spec = method.model_spec(config, data)
     with strategy.scope():
         model = ub_models.get(spec["name"], **spec["kwargs"])
         if strategy.num_replicas_in_sync > 1:
             distribution.synchronize_batch_norm(model)
-        optimizer = default_optimizer(config, data.steps_per_epoch, train_batch_size(config, method))
+        optimizer = task.optimizer(config, data.steps_per_epoch, train_batch_size(config, method))
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
                               ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
     logging.info("%s %s (%s) on %d replica(s)", "resuming" if run.resuming else "starting",
@@ -345,7 +370,7 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
             model=model, optimizer=optimizer, strategy=strategy, data=data, method=method,
             seed=config.seed, output_dir=config.output_dir, train_epochs=config.train_epochs,
             global_batch_size=train_batch_size(config, method), checkpoint_interval=config.checkpoint_interval,
-            keep_checkpoints=config.keep_checkpoints, corruptions_interval=config.corruptions_interval,
+            keep_checkpoints=config.keep_checkpoints, corruptions_interval=getattr(config, "corruptions_interval", 0),
             steps_per_loop=config.steps_per_loop, log_interval_s=config.log_interval_s,
             started_at=started_at)
     run.finish(
@@ -359,16 +384,23 @@ def run_image_baseline(config: Any, method: method_lib.Method) -> dict[str, Any]
     return metrics
 
 
-def set_up(config: Any, method: method_lib.Method) -> tuple[tf.distribute.Strategy, ImageData]:
-    """Validate the flags, seed and make TF deterministic, create the strategy, load the data."""
-    ub_flags.validate_image_flags(config, method.validate(config))
+def set_up(config: Any, method: method_lib.Method, task: Task | None = None
+           ) -> tuple[tf.distribute.Strategy, ImageData]:
+    """Validate the flags, seed and make TF deterministic, create the strategy, load the
+    data (of `task`, default `IMAGE_TASK`)."""
+    task = task or IMAGE_TASK
+    task.validate(config, method.validate(config))
     if config.strategy == "mirrored" and config.num_cores:
         distribution.split_cpu(config.num_cores)  # No-op with GPUs; else N logical CPUs.
     loop.enable_determinism(config.seed)
     strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu)
+    return strategy, task.load_data(config, strategy, train_batch_size(config, method))
+
+
+def image_data(config: Any, strategy: tf.distribute.Strategy, train_batch_size: int) -> ImageData:
+    """`load_image_data` with the corrupted sets when the flags evaluate them."""
     with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
-    return strategy, load_image_data(config, strategy, with_corrupted=with_corrupted,
-                                     train_batch_size=train_batch_size(config, method))
+    return load_image_data(config, strategy, with_corrupted=with_corrupted, train_batch_size=train_batch_size)
 
 
 def train_batch_size(config: Any, method: method_lib.Method) -> int:
@@ -377,16 +409,16 @@ def train_batch_size(config: Any, method: method_lib.Method) -> int:
     return config.batch_size // method.batch_repetitions
 
 
-def run_ensemble_of_runs(config: Any, method: method_lib.Method) -> dict[str, Any]:
+def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | None = None) -> dict[str, Any]:
     """An ensemble baseline: the first `config.ensemble_size` finished runs of
     `config.run_dirs` evaluated as one model, with the same lifecycle as a trained baseline.
 
     The members are checked (same dataset as --dataset, same model but for the seed,
-    verified checkpoints) before the output folder is touched. Corrupted sets are
-    evaluated when --corruptions_interval > 0 or --corruption_types is given.
+    verified checkpoints) before the output folder is touched. Image runs evaluate the
+    corrupted sets when --corruptions_interval > 0 or --corruption_types is given.
     """
     started_at = time.time()
-    strategy, data = set_up(config, method)
+    strategy, data = set_up(config, method, task)
     run_dirs = list(config.run_dirs[:config.ensemble_size])
     members = load_members(run_dirs, strategy, dataset=config.dataset)
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
@@ -414,12 +446,14 @@ def default_optimizer(config: Any, steps_per_epoch: int, global_batch_size: int 
 
 
 def run_from_flags(flag_values: Any, method: method_lib.Method,
-                   run: Callable[[Any, method_lib.Method], Any] = run_image_baseline) -> None:
-    """`run` (a baseline's whole run) for a script's absl flags: bad flags are a usage error;
-    a run that cannot start, whose ensemble members do not fit, or that stops on a
-    non-finite value exits non-zero with one line."""
+                   run: Callable[[Any, method_lib.Method, Task], Any] = run_baseline,
+                   task: Task | None = None) -> None:
+    """`run` (a baseline's whole run, of `task`, default `IMAGE_TASK`) for a script's absl
+    flags: bad flags are a usage error; a run that cannot start, whose ensemble members do
+    not fit, or that stops on a non-finite value exits non-zero with one line."""
+    task = task or IMAGE_TASK
     try:
-        run(ub_flags.image_config(flag_values, method.method_flags), method)
+        run(task.config(flag_values, method.method_flags), method, task)
     except ub_flags.InvalidFlagsError as e:
         raise app.UsageError(str(e)) from None
     except (NonFiniteError, lock.FolderLockedError, output_dir_lib.OutputDirError, MemberError) as e:
@@ -433,7 +467,8 @@ def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> 
         "test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier",
         "test/accuracy_mean_corrupted", "test/negative_log_likelihood_mean_corrupted",
         "test/ece_mean_corrupted", "train/ms_per_example", "test/ms_per_example")]
-    rows += sorted((k, v) for k, v in metrics.items() if k.startswith("ood/") and k.endswith(("_auroc", "_aupr_out")))
+    rows += sorted((k, v) for k, v in metrics.items()
+                   if k.startswith("ood/") and k.endswith(("_auroc", "_aupr_out", "_accuracy")))
     rows = [(k, v) for k, v in rows if v is not None]
     if num_params is not None:
         rows.append(("num_params", num_params))
@@ -446,6 +481,10 @@ def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> 
 def format_metrics(metrics: Mapping[str, Any], keys: tuple[str, ...] = (
         "train/loss", "train/accuracy", "test/accuracy", "test/negative_log_likelihood", "test/ece")) -> str:
     return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
+
+
+IMAGE_TASK = Task(validate=ub_flags.validate_image_flags, load_data=image_data, optimizer=default_optimizer,
+                  config=ub_flags.image_config)
 
 
 def _latest_name(ckpt_dir: pathlib.Path) -> str:

@@ -1,8 +1,11 @@
-"""absl flags shared by the image-classification baselines, and their validation.
+"""absl flags shared by the baselines of the shared run (image and text), and their validation.
 
-A baseline script calls `define_image_flags()` at import and adds its own method flags;
-`image_config(FLAGS, method_flags)` turns them into a plain namespace for the library,
-and `validate_image_flags` checks it before any data is read or anything is written.
+An image baseline script calls `define_image_flags()` at import and adds its own method
+flags; `image_config(FLAGS, method_flags)` turns them into a plain namespace for the
+library, and `validate_image_flags` checks it before any data is read or anything is
+written. `define_run_flags` and `run_flag_errors` are the part every trained baseline
+shares (the text baselines add theirs in `training.text`); `define_ensemble_flags` and
+`ensemble_errors` those of an ensemble of finished runs.
 """
 from __future__ import annotations
 
@@ -25,26 +28,45 @@ class InvalidFlagsError(ValueError):
     """One or more flags are out of their domain; the message lists every one."""
 
 
+def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> None:
+    """The flags of every baseline trained by the shared run: data, seed, batch, epochs,
+    output, checkpoints, hardware; the keyword arguments set a baseline's defaults."""
+    flags.DEFINE_string("dataset", dataset, "Dataset name of the ub.datasets registry "
+                        "(cifar10, cifar100, fashion_mnist, mnist, ...).")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory (default $UB_DATA_DIR, else TFDS's).")
+    flags.DEFINE_integer("train_examples", None, "Train on only the first N training examples. "
+                         "For smoke tests and demos only; evaluation still covers the whole test set.")
+    flags.DEFINE_integer("seed", 42, "Seed of initialisation, data order and augmentation.")
+    flags.DEFINE_integer("batch_size", batch_size, "GLOBAL batch size (summed over replicas); "
+                         "must be divisible by the number of replicas.")
+    flags.DEFINE_integer("eval_batch_size", None, "Global evaluation batch size (default batch_size).")
+    flags.DEFINE_integer("train_epochs", train_epochs, "Number of training epochs.")
+    flags.DEFINE_string("output_dir", None, "Run directory: checkpoints, summaries, metrics.jsonl, run.json.")
+    flags.DEFINE_bool("overwrite", False, "Delete an output_dir holding a run with other flags.")
+    flags.DEFINE_integer("checkpoint_interval", 1, "Save a checkpoint every N epochs (and at the end).")
+    flags.DEFINE_integer("keep_checkpoints", 3, "Number of most recent checkpoints kept.")
+    flags.DEFINE_bool("eval_only", False, "Only evaluate the latest checkpoint of --checkpoint_dir.")
+    flags.DEFINE_string("checkpoint_dir", None, "Run directory to evaluate with --eval_only.")
+    flags.DEFINE_enum("strategy", "cpu", STRATEGIES, "cpu: one device; mirrored: MirroredStrategy "
+                      "over local GPUs, else CPUs (batch-norm statistics are then synchronised, i.e. "
+                      "taken over the global batch); tpu: TPUStrategy.")
+    flags.DEFINE_integer("num_cores", None, "Replicas for --strategy=mirrored (default: all local "
+                         "devices). Without GPUs the CPU is split into this many logical devices.")
+    flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' for local).")
+    flags.DEFINE_integer("steps_per_loop", 50, "Training steps per tf.function call (speed only).")
+    flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
+
+
 def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, batch_size: int = 128,
                        base_learning_rate: float = 0.1, l2: float = 2e-4,
                        lr_decay_epochs: tuple[float, ...] = (0.3, 0.6, 0.8),
                        ood_dataset: tuple[str, ...] = ("cifar100", "svhn_cropped")) -> None:
-    """Define the common flags; the keyword arguments set the defaults a baseline needs."""
-    # Data.
-    flags.DEFINE_string("dataset", dataset, "Dataset name of the ub.datasets registry "
-                        "(cifar10, cifar100, fashion_mnist, mnist, ...).")
-    flags.DEFINE_string("data_dir", None, "TFDS data directory (default $UB_DATA_DIR, else TFDS's).")
+    """Define the run flags and the image ones; the keyword arguments set the defaults a baseline needs."""
+    define_run_flags(dataset=dataset, train_epochs=train_epochs, batch_size=batch_size)
     flags.DEFINE_bool("download_data", False, "Let TFDS download missing data (needs internet).")
-    flags.DEFINE_integer("train_examples", None, "Train on only the first N training examples. "
-                         "For smoke tests and demos only; evaluation still covers the whole test set.")
-    flags.DEFINE_integer("seed", 42, "Seed of initialisation, data order and augmentation.")
     # Optimisation.
-    flags.DEFINE_integer("batch_size", batch_size, "GLOBAL batch size (summed over replicas); "
-                         "must be divisible by the number of replicas.")
-    flags.DEFINE_integer("eval_batch_size", None, "Global evaluation batch size (default batch_size).")
     flags.DEFINE_float("base_learning_rate", base_learning_rate,
                        "Learning rate per 128 examples; the peak LR is this x batch_size / 128.")
-    flags.DEFINE_integer("train_epochs", train_epochs, "Number of training epochs.")
     flags.DEFINE_enum("lr_schedule", "step", SCHEDULES, "step: the reference warm-up + x"
                       "--lr_decay_ratio at --lr_decay_epochs; cosine: warm-up + cosine decay to 0.")
     flags.DEFINE_float("lr_warmup_epochs", 1.0, "Epochs of linear learning-rate warm-up.")
@@ -60,22 +82,29 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
                          "epochs and at the end; 0 never.")
     flags.DEFINE_list("corruption_types", [], "Corruption types to evaluate (default: all 15).")
     flags.DEFINE_list("severities", ["1", "2", "3", "4", "5"], "Corruption severities to evaluate.")
-    # Checkpoints and output.
-    flags.DEFINE_string("output_dir", None, "Run directory: checkpoints, summaries, metrics.jsonl, run.json.")
-    flags.DEFINE_bool("overwrite", False, "Delete an output_dir holding a run with other flags.")
-    flags.DEFINE_integer("checkpoint_interval", 1, "Save a checkpoint every N epochs (and at the end).")
-    flags.DEFINE_integer("keep_checkpoints", 3, "Number of most recent checkpoints kept.")
-    flags.DEFINE_bool("eval_only", False, "Only evaluate the latest checkpoint of --checkpoint_dir.")
-    flags.DEFINE_string("checkpoint_dir", None, "Run directory to evaluate with --eval_only.")
-    # Hardware.
-    flags.DEFINE_enum("strategy", "cpu", STRATEGIES, "cpu: one device; mirrored: MirroredStrategy "
-                      "over local GPUs, else CPUs (batch-norm statistics are then synchronised, i.e. "
-                      "taken over the global batch); tpu: TPUStrategy.")
-    flags.DEFINE_integer("num_cores", None, "Replicas for --strategy=mirrored (default: all local "
-                         "devices). Without GPUs the CPU is split into this many logical devices.")
-    flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' for local).")
-    flags.DEFINE_integer("steps_per_loop", 50, "Training steps per tf.function call (speed only).")
-    flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
+
+
+ENSEMBLE_FLAGS = ("run_dirs", "ensemble_size")
+
+
+def define_ensemble_flags(ensemble_size: int = 4) -> None:
+    """--run_dirs and --ensemble_size of an ensemble of finished runs."""
+    flags.DEFINE_list("run_dirs", [], "Finished deterministic runs, one per member.")
+    flags.DEFINE_integer("ensemble_size", ensemble_size, "Members: the first --ensemble_size of --run_dirs.")
+
+
+def ensemble_errors(config: Any) -> list[str]:
+    """Messages for invalid --run_dirs / --ensemble_size (empty when valid)."""
+    errors = []
+    if config.ensemble_size < 1:
+        errors.append(f"--ensemble_size must be >= 1, got {config.ensemble_size}")
+    elif len(config.run_dirs) < config.ensemble_size:
+        errors.append(f"--run_dirs names {len(config.run_dirs)} runs, fewer than --ensemble_size="
+                      f"{config.ensemble_size}; train the missing members with deterministic.py and other "
+                      "--seed values")
+    if config.output_dir and any(_same_path(d, config.output_dir) for d in config.run_dirs):
+        errors.append("--output_dir must not be one of the --run_dirs (it would overwrite that run's record)")
+    return errors
 
 
 # --l2_scope -> the `wide_resnet` l2_overrides it means (None: --l2 on every group).
@@ -149,8 +178,21 @@ def num_replicas(strategy: str, num_cores: int | None) -> int | None:
 
 def validate_image_flags(values: Any, method_errors: Iterable[str] = ()) -> None:
     """Raise InvalidFlagsError listing every invalid common flag of `values` and `method_errors`."""
+    raise_if_errors(values, [*method_errors, *image_flag_errors(values), *run_flag_errors(values)])
+
+
+def raise_if_errors(values: Any, errors: Sequence[str]) -> None:
+    """InvalidFlagsError listing `errors`; when there are none, the batch sizes that the
+    replicas of --strategy do not divide."""
+    errors = list(errors) or replica_errors(values)
+    if errors:
+        raise InvalidFlagsError("invalid flags:\n  " + "\n  ".join(errors))
+
+
+def image_flag_errors(values: Any) -> list[str]:
+    """Messages for the invalid image flags of `values` (empty when valid)."""
     from uncertainty_baselines import datasets
-    errors = list(method_errors)
+    errors = []
 
     def check(ok: bool, message: str) -> None:
         if not ok:
@@ -159,12 +201,6 @@ def validate_image_flags(values: Any, method_errors: Iterable[str] = ()) -> None
     image_sets = [n for n in datasets.DATASETS if not n.startswith(("uci_", "clinc"))
                   and not n.endswith("_corrupted")]
     check(values.dataset in image_sets, f"--dataset={values.dataset!r} is unknown; valid: {image_sets}")
-    check(values.train_epochs >= 1, f"--train_epochs must be >= 1, got {values.train_epochs}")
-    check(values.batch_size >= 1, f"--batch_size must be >= 1, got {values.batch_size}")
-    check(values.eval_batch_size is None or values.eval_batch_size >= 1,
-          f"--eval_batch_size must be >= 1, got {values.eval_batch_size}")
-    check(values.train_examples is None or values.train_examples >= values.batch_size,
-          f"--train_examples ({values.train_examples}) must be at least one batch ({values.batch_size})")
     check(values.base_learning_rate > 0, f"--base_learning_rate must be > 0, got {values.base_learning_rate}")
     check(values.lr_warmup_epochs >= 0, f"--lr_warmup_epochs must be >= 0, got {values.lr_warmup_epochs}")
     check(values.lr_schedule != "cosine" or values.lr_warmup_epochs < values.train_epochs,
@@ -179,17 +215,7 @@ def validate_image_flags(values: Any, method_errors: Iterable[str] = ()) -> None
               f"--lr_decay_epochs must be increasing fractions in (0, 1], got {values.lr_decay_epochs}")
     except ValueError:
         errors.append(f"--lr_decay_epochs must be numbers, got {values.lr_decay_epochs}")
-    check(values.checkpoint_interval >= 1, f"--checkpoint_interval must be >= 1, got {values.checkpoint_interval}")
-    check(values.keep_checkpoints >= 1, f"--keep_checkpoints must be >= 1, got {values.keep_checkpoints}")
     check(values.corruptions_interval >= 0, f"--corruptions_interval must be >= 0, got {values.corruptions_interval}")
-    check(values.steps_per_loop >= 1, f"--steps_per_loop must be >= 1, got {values.steps_per_loop}")
-    check(bool(values.output_dir), "--output_dir is required")
-    if values.eval_only:
-        check(bool(values.checkpoint_dir), "--eval_only needs --checkpoint_dir (a run directory)")
-        if values.checkpoint_dir and values.output_dir:
-            check(not _same_path(values.checkpoint_dir, values.output_dir),
-                  "--output_dir must not be the --checkpoint_dir that --eval_only evaluates "
-                  "(it would overwrite the training run's run.json and metrics)")
     if values.eval_on_ood:
         unknown = [n for n in values.ood_dataset if n not in datasets.DATASETS]
         check(bool(values.ood_dataset) and not unknown,
@@ -204,16 +230,46 @@ def validate_image_flags(values: Any, method_errors: Iterable[str] = ()) -> None
                   f"--severities must be in 1..5, got {values.severities}")
         except ValueError:
             errors.append(f"--severities must be integers 1..5, got {values.severities}")
+    return errors
+
+
+def run_flag_errors(values: Any) -> list[str]:
+    """Messages for the invalid run flags of `values` (empty when valid), but for the
+    batch sizes' divisibility by the replicas (`replica_errors`)."""
+    errors = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    check(values.train_epochs >= 1, f"--train_epochs must be >= 1, got {values.train_epochs}")
+    check(values.batch_size >= 1, f"--batch_size must be >= 1, got {values.batch_size}")
+    check(values.eval_batch_size is None or values.eval_batch_size >= 1,
+          f"--eval_batch_size must be >= 1, got {values.eval_batch_size}")
+    check(values.train_examples is None or values.train_examples >= values.batch_size,
+          f"--train_examples ({values.train_examples}) must be at least one batch ({values.batch_size})")
+    check(values.checkpoint_interval >= 1, f"--checkpoint_interval must be >= 1, got {values.checkpoint_interval}")
+    check(values.keep_checkpoints >= 1, f"--keep_checkpoints must be >= 1, got {values.keep_checkpoints}")
+    check(values.steps_per_loop >= 1, f"--steps_per_loop must be >= 1, got {values.steps_per_loop}")
+    check(bool(values.output_dir), "--output_dir is required")
+    if values.eval_only:
+        check(bool(values.checkpoint_dir), "--eval_only needs --checkpoint_dir (a run directory)")
+        if values.checkpoint_dir and values.output_dir:
+            check(not _same_path(values.checkpoint_dir, values.output_dir),
+                  "--output_dir must not be the --checkpoint_dir that --eval_only evaluates "
+                  "(it would overwrite the training run's run.json and metrics)")
     check(values.strategy != "mirrored" or values.num_cores is None or values.num_cores >= 1,
           f"--num_cores must be >= 1, got {values.num_cores}")
-    if not errors:
-        replicas = num_replicas(values.strategy, values.num_cores)
-        for name in ("batch_size", "eval_batch_size"):
-            batch = getattr(values, name)
-            check(replicas is None or batch is None or batch % replicas == 0,
-                  f"--{name}={batch} is not divisible by the {replicas} replicas of --strategy={values.strategy}")
-    if errors:
-        raise InvalidFlagsError("invalid flags:\n  " + "\n  ".join(errors))
+    return errors
+
+
+def replica_errors(values: Any) -> list[str]:
+    """Messages for the global batch sizes the replicas of --strategy do not divide (the
+    strategy is not created: checked against its device count)."""
+    replicas = num_replicas(values.strategy, values.num_cores)
+    return [f"--{name}={batch} is not divisible by the {replicas} replicas of --strategy={values.strategy}"
+            for name in ("batch_size", "eval_batch_size")
+            if replicas is not None and (batch := getattr(values, name)) is not None and batch % replicas]
 
 
 def _same_path(a: str, b: str) -> bool:

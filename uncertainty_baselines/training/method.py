@@ -137,7 +137,7 @@ class Method:
     """What one baseline changes; every field but `name` has a default.
 
     `model_spec` names the registry model and its JSON kwargs (needed to run a baseline,
-    see `experiment.run_image_baseline`; recorded so `ub.models.load` can rebuild it).
+    see `experiment.run_baseline`; recorded so `ub.models.load` can rebuild it).
     `method_flags` names the script's own flags: they are validated by `validate`
     (returning messages, empty when fine), recorded in flags.json and run.json, and a
     restart must repeat them to resume. `batch_repetitions` > 1 says that `format_batch`

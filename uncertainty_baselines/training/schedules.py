@@ -1,4 +1,5 @@
-"""Learning-rate schedules and optimizer of the image baselines.
+"""Learning-rate schedules and optimizers: the image baselines' (below) and the text ones'
+(`WarmUpLinearDecay` with `adamw`, BERT fine-tuning's).
 
 `step` (the reference): linear warm-up, then piecewise-constant decay at epoch boundaries
 given as fractions of the training budget (the reference decays x0.2 at epochs
@@ -97,6 +98,33 @@ class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
+class WarmUpLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = peak * (step + 1) / warmup_steps during warm-up, then linear decay from
+    peak to 0 at `total_steps`: peak * (total_steps - step) / (total_steps - warmup_steps)
+    (0 from `total_steps` on). BERT fine-tuning's schedule."""
+
+    def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int):
+        if peak_learning_rate <= 0 or not 0 <= warmup_steps < total_steps:
+            raise ValueError("need peak_learning_rate > 0 and 0 <= warmup_steps < total_steps, got "
+                             f"{peak_learning_rate}, {warmup_steps}, {total_steps}")
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        remaining = ops.clip((self.total_steps - step) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
+        decayed = self.peak_learning_rate * remaining
+        if self.warmup_steps == 0:
+            return decayed
+        warm = self.peak_learning_rate * (step + 1.0) / self.warmup_steps
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self) -> dict:
+        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
+                "total_steps": self.total_steps}
+
+
 SCHEDULES = ("step", "cosine")
 
 
@@ -122,3 +150,18 @@ def image_schedule(*, base_learning_rate: float, global_batch_size: int, steps_p
 def nesterov_sgd(learning_rate, momentum: float = 0.9) -> keras.optimizers.SGD:
     """SGD with Nesterov momentum and no built-in weight decay: L2 is a loss term instead."""
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, nesterov=True)
+
+
+# Variables AdamW does not decay (matched against variable names): LayerNorm scales and
+# offsets, and biases, as in BERT.
+NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
+
+
+def adamw(learning_rate, weight_decay: float = 0.01, epsilon: float = 1e-6) -> keras.optimizers.AdamW:
+    """AdamW as BERT fine-tunes (beta 0.9 / 0.999, epsilon 1e-6): weight decay decoupled
+    from the gradient, scaled by the learning rate, not applied to `NO_WEIGHT_DECAY`; no
+    gradient clipping (Keras would clip each replica's gradient before they are summed, so
+    the update would depend on the number of replicas)."""
+    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon)
+    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+    return optimizer

@@ -1,0 +1,46 @@
+"""baselines/clinc_intent/dropout.py end to end on the tiny CLINC set: MC dropout active at
+test time (the passes differ, so the mutual information is positive), its OOD score kinds
+on the combined test set, and exact resume after SIGKILL (the dropout RNG state included)."""
+import numpy as np
+import pytest
+
+import clinc_e2e
+from clinc_e2e import NUM_TEST, without_timing
+
+
+def dropout_args(bert_dir):
+    return [f"--bert_dir={bert_dir}", "--batch_size=32", "--eval_batch_size=64", "--train_epochs=2",
+            "--dropout_rate=0.2", "--num_dropout_samples=3", "--learning_rate=5e-3", "--steps_per_loop=3",
+            "--log_interval_s=0", "--seed=3"]
+
+
+@pytest.fixture(scope="module")
+def dropout_run(clinc_data_dir, clinc_bert_dir, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("clinc_dropout") / "reference"
+    clinc_e2e.run("dropout", dropout_args(clinc_bert_dir), clinc_data_dir, out_dir)
+    return out_dir
+
+
+def test_samples_at_test_time_and_its_ood_scores(dropout_run):
+    import uncertainty_baselines as ub
+    record = clinc_e2e.record(dropout_run)
+    metrics = record["metrics"]
+    assert record["method"] == "mc_dropout" and record["model"]["name"] == "bert_mc_dropout"
+    assert metrics["test/num_examples"] == NUM_TEST
+    assert metrics["test/mutual_information"] > 0  # The 3 passes differ.
+    for kind in ("", "_entropy", "_mutual_information"):
+        for metric in ("auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr"):
+            assert 0 <= metrics[f"ood/combined{kind}_{metric}"] <= 1, (kind, metric)
+    assert 0 <= metrics["ood/combined_accuracy"] <= 1
+    model = ub.models.load(dropout_run)
+    ids = np.zeros((2, 32), np.int32)
+    ids[:, :4] = [101, 2377, 2299, 102]  # [CLS] play song [SEP]
+    assert not np.array_equal(np.asarray(model(ids, training=False)), np.asarray(model(ids, training=False)))
+
+
+def test_sigkill_then_restart_gives_the_same_metrics(dropout_run, clinc_data_dir, clinc_bert_dir, tmp_path):
+    out = clinc_e2e.kill_after_first_checkpoint_then_resume(
+        "dropout", dropout_args(clinc_bert_dir), clinc_data_dir, tmp_path / "killed")
+    assert "resumed from" in out
+    got, ref = clinc_e2e.record(tmp_path / "killed"), clinc_e2e.record(dropout_run)
+    assert without_timing(got["metrics"]) == without_timing(ref["metrics"])

@@ -1,0 +1,51 @@
+"""baselines/clinc_intent/sngp.py end to end on the tiny CLINC set: the spectral-normalised
+pooler and GP output layer, the precision reset at each epoch start, its OOD score kinds on
+the combined test set, and exact resume after SIGKILL (the precision included)."""
+import numpy as np
+import pytest
+
+import clinc_e2e
+from clinc_e2e import NUM_TEST, NUM_TRAIN, without_timing
+from uncertainty_baselines.runs import checkpoint
+
+RIDGE, INDUCING = 15.0, 64
+
+
+def sngp_args(bert_dir):
+    return [f"--bert_dir={bert_dir}", "--batch_size=32", "--eval_batch_size=64", "--train_epochs=2",
+            f"--num_inducing={INDUCING}", "--learning_rate=5e-3", "--steps_per_loop=3", "--log_interval_s=0",
+            "--seed=5"]
+
+
+@pytest.fixture(scope="module")
+def sngp_run(clinc_data_dir, clinc_bert_dir, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("clinc_sngp") / "reference"
+    clinc_e2e.run("sngp", sngp_args(clinc_bert_dir), clinc_data_dir, out_dir)
+    return out_dir
+
+
+def test_gp_layer_precision_covers_the_last_epoch_and_ood_scores(sngp_run):
+    import uncertainty_baselines as ub
+    record = clinc_e2e.record(sngp_run)
+    metrics = record["metrics"]
+    assert record["method"] == "sngp" and record["model"]["name"] == "bert_sngp"
+    assert record["model"]["kwargs"]["gp_ridge_penalty"] == RIDGE
+    assert metrics["test/num_examples"] == NUM_TEST
+    for kind in ("", "_dempster_shafer"):
+        assert 0 <= metrics[f"ood/combined{kind}_auroc"] <= 1, kind
+    model = ub.models.load(sngp_run)
+    assert ub.layers.reset_covariances(model) == 1
+    saved = checkpoint.load(checkpoint.list_checkpoints(sngp_run / "checkpoints")[-1]).parts["model"]
+    [precision] = [v for k, v in saved.items() if k.endswith("/precision")]
+    # Ridge * I plus Phi^T Phi summed over one epoch's 288 examples (each adds a trace of
+    # about 1: sqrt(2 / D) cos features), not over both epochs' 576.
+    examples = (NUM_TRAIN // 32) * 32
+    assert 0.7 * examples < np.trace(precision) - RIDGE * INDUCING < 1.3 * examples
+
+
+def test_sigkill_then_restart_gives_the_same_metrics(sngp_run, clinc_data_dir, clinc_bert_dir, tmp_path):
+    out = clinc_e2e.kill_after_first_checkpoint_then_resume(
+        "sngp", sngp_args(clinc_bert_dir), clinc_data_dir, tmp_path / "killed")
+    assert "resumed from" in out
+    got, ref = clinc_e2e.record(tmp_path / "killed"), clinc_e2e.record(sngp_run)
+    assert without_timing(got["metrics"]) == without_timing(ref["metrics"])
