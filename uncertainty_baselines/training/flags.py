@@ -32,7 +32,7 @@ def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> Non
     """The flags of every baseline trained by the shared run: data, seed, batch, epochs,
     output, checkpoints, hardware; the keyword arguments set a baseline's defaults."""
     flags.DEFINE_string("dataset", dataset, "Dataset name of the ub.datasets registry "
-                        "(cifar10, cifar100, fashion_mnist, mnist, ...).")
+                        "(images: cifar10, cifar100, fashion_mnist, mnist, ...; text: clinc_intent).")
     flags.DEFINE_string("data_dir", None, "TFDS data directory (default $UB_DATA_DIR, else TFDS's).")
     flags.DEFINE_integer("train_examples", None, "Train on only the first N training examples. "
                          "For smoke tests and demos only; evaluation still covers the whole test set.")

@@ -48,7 +48,8 @@ def define_text_flags(*, train_epochs: int = 150, learning_rate: float = 1e-4, b
     flags.DEFINE_float("learning_rate", learning_rate, "Peak AdamW learning rate (not scaled with the batch).")
     flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of the steps with linear warm-up, in [0, 1).")
     flags.DEFINE_float("weight_decay", 0.01, "AdamW's decoupled weight decay (not on LayerNorm and biases).")
-    flags.DEFINE_float("dropout_rate", 0.1, "Dropout rate on the pooled features, in [0, 1).")
+    flags.DEFINE_float("dropout_rate", 0.1, "Dropout rate on the pooled features (MC dropout: also inside the "
+                       "encoder), in [0, 1).")
 
 
 def text_flag_errors(config: Any) -> list[str]:
