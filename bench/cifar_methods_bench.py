@@ -5,7 +5,7 @@
 
 Every figure comes from the baselines' own step (`training.loop.make_train_fn` with the
 method's seams, or `make_predict_fn` with its predictor) on synthetic 32x32x3 batches,
-timed in alternating rounds (best round each), so the ratios hold on a noisy machine:
+timed as the best of --rounds calls each (one method after another, so run it on an idle machine):
   - BatchEnsemble (M members) training, member-examples/s (images x M) / deterministic
     images/s; target >= 0.8;
   - MIMO (M members, R batch repetitions) training, forward examples/s (images x R) /
