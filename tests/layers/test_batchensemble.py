@@ -1,20 +1,16 @@
 """BatchEnsemble layers: each member's output against plain Dense/Conv2D oracles with the
 member's effective kernel diag(r_m) W diag(s_m), the random-sign initialiser's law, the
 members' gradient isolation, serialisation, and the JAX and PyTorch backends."""
-import os
-import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_run import run_on_backend
 from uncertainty_baselines.layers import (Conv2DBatchEnsemble, DenseBatchEnsemble, RandomSign,
                                           random_sign_initializer)
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 M, B = 3, 4  # members, examples per member
 
 
@@ -286,12 +282,4 @@ print("ok", keras.backend.backend())
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_batchensemble_layers_on_backend(backend):
-    pytest.importorskip(backend)
-    # The repo first on the path, so the subprocess tests this checkout.
-    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": path}
-    result = subprocess.run([sys.executable, "-c", BACKEND_PROGRAM], capture_output=True,
-                            text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"ok {backend}" in result.stdout
+    run_on_backend(BACKEND_PROGRAM, backend)

@@ -1,19 +1,15 @@
 """Flipout layers: with sigma -> 0 they are the plain Dense/Conv2D with kernel mu; the KL
 against a NumPy closed form; each example's output law N(x mu, x^2 sigma^2); decorrelated
 perturbations within a batch; sampling, seeding, gradients, serialisation; JAX and PyTorch."""
-import os
-import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_run import run_on_backend
 from uncertainty_baselines.layers import Conv2DFlipout, DenseFlipout, DenseVariational, flipout_kl
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def to_np(x) -> np.ndarray:
@@ -315,12 +311,4 @@ print("ok", keras.backend.backend())
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_flipout_layers_on_backend(backend):
-    pytest.importorskip(backend)
-    # The repo first on the path, so the subprocess tests this checkout.
-    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": path}
-    result = subprocess.run([sys.executable, "-c", BACKEND_PROGRAM], capture_output=True,
-                            text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"ok {backend}" in result.stdout
+    run_on_backend(BACKEND_PROGRAM, backend)

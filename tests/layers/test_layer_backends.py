@@ -1,9 +1,7 @@
 """The layers and the stacked MLP run on every Keras backend (keras.ops only)."""
-import os
-import subprocess
-import sys
-
 import pytest
+
+from backend_run import run_on_backend
 
 PROGRAM = """
 import numpy as np, keras
@@ -24,7 +22,4 @@ print("ok", keras.backend.backend())
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_layers_and_stacked_mlp_on_backend(backend):
-    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "KERAS_BACKEND": backend})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"ok {backend}" in result.stdout
+    run_on_backend(PROGRAM, backend)

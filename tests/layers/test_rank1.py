@@ -3,22 +3,18 @@ noise-free case, each member against a plain-layer oracle with its factors, the 
 per-example factor samples (Gaussian and Cauchy), the closed-form KLs against NumPy and a
 Monte-Carlo estimate, serialisation, and both new layer families (rank-1 and
 heteroscedastic) on the JAX and PyTorch backends."""
-import os
-import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_run import run_on_backend
 from uncertainty_baselines.layers import (Conv2DRank1, DenseRank1, RandomSign,
                                           rank1_kl)
 from uncertainty_baselines.layers.rank1 import REFERENCE_INIT_STDDEV
 from uncertainty_baselines.layers.variational import inverse_softplus
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 M, B = 3, 4  # members, examples per member
 
 
@@ -410,12 +406,4 @@ print("ok", keras.backend.backend())
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_rank1_and_heteroscedastic_layers_on_backend(backend):
-    pytest.importorskip(backend)
-    # The repo first on the path, so the subprocess tests this checkout.
-    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": path}
-    result = subprocess.run([sys.executable, "-c", BACKEND_PROGRAM], capture_output=True,
-                            text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"ok {backend}" in result.stdout
+    run_on_backend(BACKEND_PROGRAM, backend)
