@@ -71,10 +71,10 @@ class WarmUpPiecewiseConstant(keras.optimizers.schedules.LearningRateSchedule):
                 "boundaries": self.boundaries, "decay_ratio": self.decay_ratio}
 
 
-class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(step) = peak * (step + 1) / warmup_steps during warm-up, then
-    peak * (1 + cos(pi * t)) / 2 with t = (step - warmup_steps) / (total_steps - warmup_steps),
-    reaching 0 at `total_steps` (and staying there)."""
+class WarmUpThenDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr(step) = peak * (step + 1) / warmup_steps during warm-up, then `decayed(t)` with
+    t = (step - warmup_steps) / (total_steps - warmup_steps) clipped to [0, 1]: a subclass
+    gives the decay from peak (t = 0) to zero (t = 1)."""
 
     def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int):
         if peak_learning_rate <= 0 or not 0 <= warmup_steps < total_steps:
@@ -83,11 +83,14 @@ class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
         self.peak_learning_rate = float(peak_learning_rate)
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps)
+
+    def decayed(self, t):
+        raise NotImplementedError
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
         t = ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
-        decayed = 0.5 * self.peak_learning_rate * (1.0 + ops.cos(math.pi * t))
+        decayed = self.decayed(t)
         if self.warmup_steps == 0:
             return decayed
         warm = self.peak_learning_rate * (step + 1.0) / self.warmup_steps
@@ -98,31 +101,19 @@ class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
-class WarmUpLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(step) = peak * (step + 1) / warmup_steps during warm-up, then linear decay from
-    peak to 0 at `total_steps`: peak * (total_steps - step) / (total_steps - warmup_steps)
-    (0 from `total_steps` on). BERT fine-tuning's schedule."""
+class WarmUpCosine(WarmUpThenDecay):
+    """Linear warm-up, then cosine decay to 0 at `total_steps`: peak * (1 + cos(pi * t)) / 2."""
 
-    def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int):
-        if peak_learning_rate <= 0 or not 0 <= warmup_steps < total_steps:
-            raise ValueError("need peak_learning_rate > 0 and 0 <= warmup_steps < total_steps, got "
-                             f"{peak_learning_rate}, {warmup_steps}, {total_steps}")
-        self.peak_learning_rate = float(peak_learning_rate)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
+    def decayed(self, t):
+        return 0.5 * self.peak_learning_rate * (1.0 + ops.cos(math.pi * t))
 
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        remaining = ops.clip((self.total_steps - step) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
-        decayed = self.peak_learning_rate * remaining
-        if self.warmup_steps == 0:
-            return decayed
-        warm = self.peak_learning_rate * (step + 1.0) / self.warmup_steps
-        return ops.where(step < self.warmup_steps, warm, decayed)
 
-    def get_config(self) -> dict:
-        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
-                "total_steps": self.total_steps}
+class WarmUpLinearDecay(WarmUpThenDecay):
+    """Linear warm-up, then linear decay to 0 at `total_steps`: peak * (1 - t). BERT
+    fine-tuning's schedule."""
+
+    def decayed(self, t):
+        return self.peak_learning_rate * (1.0 - t)
 
 
 SCHEDULES = ("step", "cosine")
