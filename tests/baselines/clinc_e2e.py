@@ -1,22 +1,20 @@
 """Helpers of the CLINC-method end-to-end tests: a tiny CLINC150-format json prepared with
 the real prepare command, a tiny random BERT folder, and script runs."""
 import json
-import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+import script_runs
+from script_runs import without_timing  # noqa: F401 (re-exported)
+
 NUM_INTENTS = 150
 # data_full.json key -> items: 2 training queries per intent, 1 test query for the first
 # NUM_TEST_INTENTS intents, NUM_OOS_TEST out-of-scope test queries.
 NUM_TEST_INTENTS, NUM_OOS_TEST = 90, 30
 NUM_TRAIN, NUM_TEST = 2 * NUM_INTENTS, NUM_TEST_INTENTS
 NUM_COMBINED = NUM_TEST + NUM_OOS_TEST
-TIMING = ("train/ms_per_example", "test/ms_per_example")
 WORDS = ("play", "song", "time", "weather", "bank", "balance", "alarm", "timer", "recipe", "flight",
          "hotel", "car", "music", "light", "phone", "card", "pay", "bill", "book", "cancel",
          "transfer", "account", "meeting", "calendar", "email")
@@ -74,37 +72,18 @@ def deterministic_args(bert_dir: pathlib.Path, *extra: str) -> list[str]:
 
 def launch(script, args, data_dir, output_dir):
     """Starts baselines/clinc_intent/<script>.py as a user would; stdout and stderr merged."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, str(REPO / "baselines" / "clinc_intent" / f"{script}.py"),
-                             f"--data_dir={data_dir}", f"--output_dir={output_dir}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    return script_runs.launch("clinc_intent", script, args, data_dir, output_dir)
 
 
 def run(script, args, data_dir, output_dir, expect_ok=True):
-    proc = launch(script, args, data_dir, output_dir)
-    out, _ = proc.communicate(timeout=300)
-    if expect_ok:
-        assert proc.returncode == 0, out[-3000:]
-    return proc.returncode, out
+    return script_runs.run("clinc_intent", script, args, data_dir, output_dir, expect_ok)
 
 
 def record(run_dir: pathlib.Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
 
-def without_timing(metrics):
-    return {k: v for k, v in metrics.items() if k not in TIMING}
-
-
 def kill_after_first_checkpoint_then_resume(script, args, data_dir, output_dir):
     """Runs a script, SIGKILLs it once its first checkpoint exists, reruns it to the end;
     returns the resumed run's console output."""
-    proc = launch(script, args, data_dir, output_dir)
-    deadline = time.time() + 300  # Generous: a loaded 2-core machine may take minutes.
-    while not list((output_dir / "checkpoints").glob("ckpt-*")) and proc.poll() is None:
-        assert time.time() < deadline, "no checkpoint"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    return run(script, args, data_dir, output_dir)[1]
+    return script_runs.kill_after_first_checkpoint_then_rerun("clinc_intent", script, args, data_dir, output_dir)
