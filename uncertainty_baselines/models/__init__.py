@@ -4,6 +4,8 @@ Entries are "module:function" strings imported on first use, so listing the mode
 not import Keras. A method model is one more entry (`register`): a function of JSON-able
 kwargs that passes its layer factories to a base builder, so `ub.models.load(run_dir)`
 (from `models/loading.py`) rebuilds it from the name and kwargs in its run record.
+`ub.models.import_reference_checkpoint(path, model)` (`models/reference_checkpoint.py`)
+assigns a checkpoint written by the reference suite (tf.keras 2) to one of our models.
 """
 import importlib
 import inspect
@@ -73,4 +75,6 @@ def __getattr__(name: str):
     # `load` lives in models/loading.py, which imports TensorFlow; import it on first use.
     if name == "load":
         return importlib.import_module(f"{__name__}.loading").load
+    if name == "import_reference_checkpoint":
+        return importlib.import_module(f"{__name__}.reference_checkpoint").import_reference_checkpoint
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
