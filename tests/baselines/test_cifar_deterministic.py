@@ -7,6 +7,7 @@ device, eval-only, ub.models.load round trip and tampered weights, bad flags fai
 import json
 import random
 import signal
+import tarfile
 import time
 
 import numpy as np
@@ -119,6 +120,25 @@ def test_eval_only_reproduces_final_metrics(reference_run, cifar_data_dir, tmp_p
     ref = json.loads((ref_dir / "run.json").read_text())["metrics"]
     for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "ood/mnist_auroc",
                 "test/accuracy_mean_corrupted"):
+        assert got[key] == pytest.approx(ref[key], abs=1e-6), key
+
+
+def test_released_bundle_evaluates_to_the_run_metrics(reference_run, cifar_data_dir, tmp_path):
+    """As a user publishes and a reader checks: release the run as an archive, then score the
+    archive with --eval_only (forced: a developer's tree may hold uncommitted changes)."""
+    import subprocess
+    import sys
+    ref_dir, _ = reference_run
+    archive = tmp_path / "wrn.tar.gz"
+    done = subprocess.run([sys.executable, "-m", "uncertainty_baselines.release", str(ref_dir), "--out", str(archive),
+                           "--force"], capture_output=True, text=True, cwd=cifar_e2e.REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = tarfile.open(archive).extractfile("wrn/README.md").read().decode()
+    assert "python baselines/cifar/deterministic.py --data_dir=" in card and "--dataset=fashion_mnist" in card
+    run(["--eval_only", f"--checkpoint_dir={archive}"], cifar_data_dir, tmp_path / "eval")
+    got = json.loads((tmp_path / "eval" / "run.json").read_text())["metrics"]
+    ref = json.loads((ref_dir / "run.json").read_text())["metrics"]
+    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "ood/mnist_auroc"):
         assert got[key] == pytest.approx(ref[key], abs=1e-6), key
 
 

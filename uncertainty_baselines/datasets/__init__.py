@@ -38,6 +38,25 @@ _PASS_NAME = frozenset(_UCI_NAMES)
 
 DATASETS: tuple[str, ...] = tuple(sorted(_REGISTRY))
 
+_CIFAR = ("no licence published by its creators; cite Krizhevsky (2009), Learning Multiple Layers "
+          "of Features from Tiny Images")
+_IMAGENET = "the ImageNet terms of access: non-commercial research and educational use only"
+# The terms each set is distributed under, for model cards (`python -m uncertainty_baselines.release`).
+LICENCES: dict[str, str] = {
+    "cifar10": _CIFAR, "cifar100": _CIFAR, "cifar10_corrupted": _CIFAR + " (corruptions generated here)",
+    "fashion_mnist": "MIT (Zalando SE, 2017)",
+    "fashion_mnist_corrupted": "MIT (Zalando SE, 2017; corruptions generated here)",
+    "mnist": "no licence file distributed; Y. LeCun, C. Cortes and C. Burges hold the copyright",
+    "svhn_cropped": "non-commercial use only (Netzer et al., 2011)",
+    "clinc_intent": "CC BY 3.0 (Larson et al., EMNLP 2019)",
+    "random_gaussian": "generated noise, no licence", "random_rademacher": "generated noise, no licence",
+    "imagenet2012": _IMAGENET, "imagenet2012_corrupted": _IMAGENET + " (as ImageNet; corruptions by Hendrycks "
+                                                                     "and Dietterich, 2019)",
+    **{name: "research use as released by its authors (web images; check their release terms)"
+       for name in ("imagenet_a", "imagenet_r", "imagenet_v2")},
+    **{name: "the UCI Machine Learning Repository's terms (CC BY 4.0)" for name in _UCI_NAMES},
+}
+
 
 def get_class(name: str) -> type[BaseDataset]:
     """The dataset class registered as ``name`` (imports its module)."""
@@ -60,4 +79,4 @@ def get(name: str, split: str, **kwargs: Any) -> BaseDataset:
     return cls(split=split, **kwargs)
 
 
-__all__ = ["BaseDataset", "DATASETS", "DataNotFoundError", "TfdsDataset", "get", "get_class"]
+__all__ = ["BaseDataset", "DATASETS", "LICENCES", "DataNotFoundError", "TfdsDataset", "get", "get_class"]

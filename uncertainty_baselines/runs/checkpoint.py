@@ -153,8 +153,10 @@ def variables_to_arrays(variables: Sequence[Any]) -> dict[str, np.ndarray]:
 def assign_arrays(variables: Sequence[Any], arrays: Mapping[str, np.ndarray], what: str) -> None:
     """Assign arrays saved by `variables_to_arrays` back, matching by position.
 
-    Positions, count and shapes must agree. Paths are informational only: Keras numbers
-    auto-named layers per process (`conv2d_7`), so a rebuilt model's paths may differ.
+    Positions, count and shapes must agree, and are all checked before the first
+    assignment, so a mismatch leaves the model untouched. Paths are informational only:
+    Keras numbers auto-named layers per process (`conv2d_7`), so a rebuilt model's paths
+    may differ.
     """
     if len(arrays) != len(variables):
         raise ValueError(f"{what}: the checkpoint holds {len(arrays)} variables, the model has {len(variables)}")
@@ -164,6 +166,7 @@ def assign_arrays(variables: Sequence[Any], arrays: Mapping[str, np.ndarray], wh
         if tuple(value.shape) != tuple(var.shape):
             raise ValueError(f"{what}: {key} has shape {value.shape} in the checkpoint, "
                              f"{tuple(var.shape)} in the model ({_key(i, var)})")
+    for value, var in zip(arrays.values(), variables):
         var.assign(value)
 
 

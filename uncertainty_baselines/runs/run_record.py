@@ -13,7 +13,9 @@ import json
 import os
 import pathlib
 import platform
+import shlex
 import subprocess
+import sys
 from typing import Any, Iterable, Mapping
 
 RUN_RECORD = "run.json"
@@ -33,6 +35,17 @@ def package_versions(names: Iterable[str] = RECORDED_PACKAGES) -> dict[str, str 
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def command_line(argv: Iterable[str] | None = None) -> str:
+    """The command that started this process, a script inside the repo made relative to
+    its root, so a model card can say exactly how to rerun it."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv:
+        script, root = pathlib.Path(argv[0]).resolve(), pathlib.Path(__file__).resolve().parents[2]
+        if script.is_file() and script.is_relative_to(root):
+            argv[0] = str(script.relative_to(root))
+    return shlex.join(["python", *argv])
 
 
 def git_commit(path: str | os.PathLike = pathlib.Path(__file__).parent) -> dict[str, Any]:
@@ -110,6 +123,7 @@ def write_run_record(output_dir: str | os.PathLike, *, flags: Mapping[str, Any],
         "metrics": {k: _json_number(v) for k, v in metrics.items()},
         "packages": package_versions(),
         "git": dict(git) if git is not None else git_commit(),
+        "command": command_line(),
         "hardware": hardware(),
         **(dict(extra) if extra else {}),
     }

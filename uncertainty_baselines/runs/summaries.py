@@ -15,6 +15,20 @@ from typing import Any, Mapping
 METRICS_FILE = "metrics.jsonl"
 
 
+HEADLINE = ("test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier",
+            "test/accuracy_mean_corrupted", "test/negative_log_likelihood_mean_corrupted",
+            "test/ece_mean_corrupted", "train/ms_per_example", "test/ms_per_example")
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The metrics a results table shows, in order: accuracy, calibration, corrupted,
+    cost, then each OOD set's AUROC, AUPR-out and accuracy; absent or null ones left out."""
+    rows = [(k, metrics.get(k)) for k in HEADLINE]
+    rows += sorted((k, v) for k, v in metrics.items()
+                   if k.startswith("ood/") and k.endswith(("_auroc", "_aupr_out", "_accuracy")))
+    return [(k, v) for k, v in rows if v is not None]
+
+
 def read_metrics(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete lines of `metrics.jsonl` (a torn last line from a crash is ignored)."""
     path = pathlib.Path(output_dir) / METRICS_FILE

@@ -32,7 +32,7 @@ from absl import app, logging
 from uncertainty_baselines import datasets as ub_datasets
 from uncertainty_baselines import models as ub_models
 from uncertainty_baselines.datasets import ood as ub_ood
-from uncertainty_baselines.runs import checkpoint, lifecycle, lock, progress, run_record, summaries
+from uncertainty_baselines.runs import bundle, checkpoint, lifecycle, lock, progress, run_record, summaries
 from uncertainty_baselines.runs import output_dir as output_dir_lib
 from uncertainty_baselines.training import distribution, evaluation, loop, schedules
 from uncertainty_baselines.training import flags as ub_flags
@@ -233,19 +233,26 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
 def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy, data: ImageData,
                         run_dir: str | pathlib.Path,
                         method: method_lib.Method = method_lib.DETERMINISTIC_SEAMS) -> tuple[dict[str, float], int]:
-    """Evaluate the latest verified checkpoint of run directory `run_dir` on every set of `data`.
+    """Evaluate the latest verified checkpoint of run directory `run_dir`, or the weights of
+    a release bundle there, on every set of `data`.
 
-    Returns the flat metrics and the checkpoint's step.
+    Returns the flat metrics and the checkpoint's step (a bundle's recorded steps).
     """
-    ckpt = checkpoint.restore_latest(pathlib.Path(run_dir) / checkpoint.SUBDIR)
-    if ckpt is None:
-        raise FileNotFoundError(f"no valid checkpoint under {pathlib.Path(run_dir) / checkpoint.SUBDIR}")
-    restore(ckpt, model, None)
+    if bundle.is_bundle(run_dir):
+        release = bundle.read(run_dir)
+        checkpoint.assign_arrays(model.variables, release.weights, f"bundle {run_dir}")
+        step = int(release.record.get("steps") or 0)
+    else:
+        ckpt = checkpoint.restore_latest(pathlib.Path(run_dir) / checkpoint.SUBDIR)
+        if ckpt is None:
+            raise FileNotFoundError(f"no valid checkpoint under {pathlib.Path(run_dir) / checkpoint.SUBDIR}")
+        restore(ckpt, model, None)
+        step = ckpt.step
     predict_fn = loop.make_predict_fn(model, strategy, method.predict)
     flat, _ = evaluation.evaluate(lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes,
                                   test=data.test, ood=data.ood, corrupted=data.corrupted or None,
                                   ood_score_kinds=method.ood_scores)
-    return flat, ckpt.step
+    return flat, step
 
 
 def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute.Strategy,
@@ -463,13 +470,7 @@ def run_from_flags(flag_values: Any, method: method_lib.Method,
 
 def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> str:
     """The final table: headline metrics (accuracy, NLL, ECE, corrupted, OOD, cost) if present."""
-    rows = [(k, metrics.get(k)) for k in (
-        "test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier",
-        "test/accuracy_mean_corrupted", "test/negative_log_likelihood_mean_corrupted",
-        "test/ece_mean_corrupted", "train/ms_per_example", "test/ms_per_example")]
-    rows += sorted((k, v) for k, v in metrics.items()
-                   if k.startswith("ood/") and k.endswith(("_auroc", "_aupr_out", "_accuracy")))
-    rows = [(k, v) for k, v in rows if v is not None]
+    rows = summaries.headline_metrics(metrics)
     if num_params is not None:
         rows.append(("num_params", num_params))
     width = max(len(k) for k, _ in rows)

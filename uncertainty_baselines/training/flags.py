@@ -46,7 +46,7 @@ def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> Non
     flags.DEFINE_integer("checkpoint_interval", 1, "Save a checkpoint every N epochs (and at the end).")
     flags.DEFINE_integer("keep_checkpoints", 3, "Number of most recent checkpoints kept.")
     flags.DEFINE_bool("eval_only", False, "Only evaluate the latest checkpoint of --checkpoint_dir.")
-    flags.DEFINE_string("checkpoint_dir", None, "Run directory to evaluate with --eval_only.")
+    flags.DEFINE_string("checkpoint_dir", None, "Run directory or release bundle to evaluate with --eval_only.")
     flags.DEFINE_enum("strategy", "cpu", STRATEGIES, "cpu: one device; mirrored: MirroredStrategy "
                       "over local GPUs, else CPUs (batch-norm statistics are then synchronised, i.e. "
                       "taken over the global batch); tpu: TPUStrategy.")
@@ -253,7 +253,7 @@ def run_flag_errors(values: Any) -> list[str]:
     check(values.steps_per_loop >= 1, f"--steps_per_loop must be >= 1, got {values.steps_per_loop}")
     check(bool(values.output_dir), "--output_dir is required")
     if values.eval_only:
-        check(bool(values.checkpoint_dir), "--eval_only needs --checkpoint_dir (a run directory)")
+        check(bool(values.checkpoint_dir), "--eval_only needs --checkpoint_dir (a run directory or a release bundle)")
         if values.checkpoint_dir and values.output_dir:
             check(not _same_path(values.checkpoint_dir, values.output_dir),
                   "--output_dir must not be the --checkpoint_dir that --eval_only evaluates "
