@@ -4,9 +4,9 @@ The reference saves `tf.train.Checkpoint(model=model, optimizer=optimizer).save(
 A model variable's key is `model/layer_with_weights-N/<attribute>/.ATTRIBUTES/VARIABLE_VALUE`,
 N counting the functional model's layers that own weights in `model.layers` order. tf.keras 2
 and Keras 3 order a functional graph alike (by depth, ties in the order the output-to-input
-walk first meets a layer), so the same graph gives the same numbering. Layer N maps to the
-N-th layer of a layer order (ours by default; `resnet50_reference_order` where our graph
-differs), each attribute to our variable of that name. Optimizer state and save_counter are
+walk first meets a layer), so the same graph gives the same numbering: our `wide_resnet` and
+`resnet50` build the reference's graphs, layer for layer. Layer N maps to our N-th
+weighted layer, each attribute to our variable of that name. Optimizer state and save_counter are
 ignored. Everything is checked before anything is assigned, so a refused import leaves the
 model unchanged. Reading the file needs TensorFlow; the model may be on any Keras backend.
 """
@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
-from collections.abc import Callable, Sequence
 
 import keras
 
-LayerOrder = Callable[[keras.Model], Sequence[keras.layers.Layer]]
 _KEY = re.compile(r"model/layer_with_weights-(\d+)/([^/]+)/\.ATTRIBUTES/VARIABLE_VALUE")
 
 
@@ -27,38 +24,6 @@ def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """The layers of `model` owning weights, in `model.layers` order: the reference's
     numbering when both build the same graph (verified on a real Wide ResNet checkpoint)."""
     return [layer for layer in model.layers if layer.weights]
-
-
-def resnet50_reference_order(model: keras.Model) -> list[keras.layers.Layer]:
-    """Our `resnet50`'s weighted layers in the order of the reference's resnet50_deterministic.
-
-    In a block with a projection shortcut the reference adds [main, shortcut], ours adds
-    [shortcut, main]; the branches' last conv and BN have equal depths, so each graph lists
-    first the branch its Add takes first. Swapped back here. In the first stage both convs
-    map 64 -> 256 channels, so a wrong order there would pass every shape check.
-    """
-    layers = weighted_layers(model)
-    producer = {id(layer.output): layer for layer in model.layers}
-    readers = Counter(id(t) for layer in model.layers for t in keras.tree.flatten(layer.input))
-    for add in [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]:
-        bns = [producer.get(id(t)) for t in add.input]
-        if not all(isinstance(bn, keras.layers.BatchNormalization) for bn in bns):
-            continue  # identity shortcut: nothing to reorder
-        convs = [producer.get(id(bn.input)) for bn in bns]
-        # A projection conv reads the block input, which the main path's first conv reads too.
-        if None in convs or [readers[id(conv.input)] > 1 for conv in convs] != [True, False]:
-            raise ValueError(f"{model.name!r} is not laid out as our resnet50: the first input "
-                             f"of {add.name} is not the projection shortcut")
-        for shortcut, main in (convs, bns):
-            i, j = layers.index(shortcut), layers.index(main)
-            if i > j:
-                raise ValueError(f"{model.name!r} is not laid out as our resnet50: {shortcut.name} "
-                                 f"(shortcut) does not precede {main.name} (main path)")
-            layers[i], layers[j] = main, shortcut
-    return layers
-
-
-REFERENCE_LAYER_ORDERS: dict[str, LayerOrder] = {"resnet50": resnet50_reference_order}
 
 
 def _checkpoint_prefix(checkpoint_path: str | os.PathLike) -> str:
@@ -93,13 +58,11 @@ def _reference_layers(shapes: dict, dtypes: dict, prefix: str) -> dict[int, dict
     return layers
 
 
-def import_reference_checkpoint(checkpoint_path: str | os.PathLike, model: keras.Model,
-                                layer_order: LayerOrder | None = None) -> keras.Model:
+def import_reference_checkpoint(checkpoint_path: str | os.PathLike, model: keras.Model) -> keras.Model:
     """Assigns the model weights of a reference checkpoint to the built `model`; returns it.
 
     `checkpoint_path` is a prefix (`.../checkpoint-1`) or a folder holding a `checkpoint`
-    file. `layer_order(model)` lists our weighted layers in the reference's order; by
-    default `REFERENCE_LAYER_ORDERS[model.name]`, else `weighted_layers`. ValueError, naming
+    file. ValueError, naming
     the checkpoint key and our variable, when layer counts, attributes, shapes or dtypes differ.
     """
     import tensorflow as tf
@@ -107,8 +70,7 @@ def import_reference_checkpoint(checkpoint_path: str | os.PathLike, model: keras
     reader = tf.train.load_checkpoint(prefix)
     stored = _reference_layers(reader.get_variable_to_shape_map(),
                                reader.get_variable_to_dtype_map(), prefix)
-    order = layer_order or REFERENCE_LAYER_ORDERS.get(model.name, weighted_layers)
-    layers = list(order(model))
+    layers = weighted_layers(model)
     if len(stored) != len(layers):
         raise ValueError(f"checkpoint {prefix} has {len(stored)} layers with weights, "
                          f"the model {model.name!r} has {len(layers)}")

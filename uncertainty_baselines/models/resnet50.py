@@ -57,13 +57,13 @@ def resnet50(input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 1000
         shortcut = x
         if strides != 1 or x.shape[-1] != filters * EXPANSION:
             shortcut = batch_norm(l2)(conv_l2(filters * EXPANSION, 1, strides)(x))
-        return keras.layers.Activation("relu")(keras.layers.Add()([shortcut, y]))
+        # [main, shortcut] as the reference: the weighted layers then list in its order.
+        return keras.layers.Activation("relu")(keras.layers.Add()([y, shortcut]))
 
     inputs = keras.Input(shape=tuple(input_shape))
     x = keras.layers.ZeroPadding2D(3)(inputs)
     x = bn_relu(conv_l2(64, 7, 2, padding="valid")(x))
-    x = keras.layers.ZeroPadding2D(1)(x)
-    x = keras.layers.MaxPooling2D(3, strides=2)(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)  # The reference's (asymmetric) padding.
     for filters, num_blocks, strides in STAGES:
         for block in range(num_blocks):
             x = bottleneck(x, filters, strides if block == 0 else 1)
