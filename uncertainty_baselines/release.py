@@ -108,16 +108,17 @@ def model_card(record: Mapping[str, Any], *, num_weights: int, warnings: Sequenc
         lines += ["> **Released with --force despite:**"] + [f"> - {w}" for w in warnings] + [""]
     lines += [
         f"A `{method}` baseline of Uncertainty Baselines: the registry model `{spec['name']}` "
-        f"({num_weights:,} weights, batch-norm statistics included) trained on `{dataset}`. "
-        "It outputs logits (a member axis [batch, members, classes] for methods with members); "
-        "softmax gives the predictive probabilities.", "",
+        f"({num_weights:,} stored values: weights and any batch-norm statistics) trained on `{dataset}`. "
+        f"The model: {_builder_summary(spec['name'])}", "",
         "```python", "import uncertainty_baselines as ub",
         f'model = ub.models.load("{bundle_name}")  # verifies every sha256 first', "```", "",
         "## How it was made", "",
         "```", record.get("command") or _command_from_flags(flags), "```", "",
         f"- Code: commit `{git.get('commit')}`" + (" (uncommitted changes)" if git.get("dirty") else ""),
-        f"- Seed {record.get('seed')}; {record.get('steps')} steps on {record.get('train_examples')} training "
-        f"examples, {record.get('num_replicas', 1)} replica(s); wall time {record.get('wall_time_s', 0) / 60:.1f} min",
+        f"- Seed {record.get('seed')}; "
+        + "".join(f"{record[k]} {what}, " for k, what in (("steps", "steps"), ("train_examples", "training examples"),
+                                                           ("num_replicas", "replica(s)")) if record.get(k))
+        + f"wall time {(record.get('wall_time_s') or 0) / 60:.1f} min",
         f"- Hardware: {hw.get('processor')}, {hw.get('usable_cpus') or hw.get('cpu_count')} CPUs, "
         f"{hw.get('memory_gib')} GiB ({hw.get('platform')})",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted((record.get("packages") or {}).items()) if v),
@@ -130,7 +131,8 @@ def model_card(record: Mapping[str, Any], *, num_weights: int, warnings: Sequenc
         f"`run.json` ({len(metrics)} metrics there):", "",
         "| metric | value |", "|---|---|",
     ]
-    lines += [f"| {k} | {v:.4f} |" for k, v in summaries.headline_metrics(metrics)]
+    rows = summaries.headline_metrics(metrics) or sorted((k, v) for k, v in metrics.items() if v is not None)
+    lines += [f"| {k} | {v:.4f} |" for k, v in rows]
     lines += [
         "", "## Intended use", "",
         "A research baseline: a reference point for accuracy, calibration and robustness studies on "
@@ -138,14 +140,21 @@ def model_card(record: Mapping[str, Any], *, num_weights: int, warnings: Sequenc
         "## Known limitations", "",
         f"- Calibration and accuracy were measured on `{dataset}` (and the listed shifted sets) only; "
         "they say little about other data.",
-        f"- Trained for {flags.get('train_epochs')} epoch(s): figures are those of this budget, not of the "
-        "published long schedules.",
+        *([f"- Trained for {flags['train_epochs']} epoch(s): figures are those of this budget, not of "
+           "the published long schedules."] if flags.get("train_epochs") else []),
         "- Not evaluated for fairness, safety or any deployed use.", "",
         "## Data licence", "",
         f"`{dataset}`: {datasets.LICENCES.get(dataset, 'not recorded here; check the data source before use')}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _builder_summary(name: str) -> str:
+    """The first sentence of the registry builder's docstring: what the model maps to what."""
+    from uncertainty_baselines import models
+    doc = " ".join((models.get_builder(name).__doc__ or "").split())
+    return doc.split(". ")[0].rstrip(".") + "." if doc else "see `ub.models`."
 
 
 def _prepared_from(flags: Mapping[str, Any]) -> str:
