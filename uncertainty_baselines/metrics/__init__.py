@@ -10,7 +10,8 @@ from uncertainty_baselines.metrics.ensemble import (
     EnsembleMetrics, disagreement, ensemble_nll, entropy, gibbs_nll, log_mean_exp,
     mutual_information, predictive_entropy)
 from uncertainty_baselines.metrics.ood import (
-    LOGIT_SCORE_KINDS, SCORE_KINDS, OODMetrics, auroc, average_precision, fpr_at_tpr, ood_score)
+    LOGIT_SCORE_KINDS, SCORE_KINDS, OODMetrics, auroc, average_precision, fpr_at_tpr, ood_score,
+    roc_curve)
 from uncertainty_baselines.metrics.regression import (
     RegressionMetrics, central_interval, gaussian_crps, gaussian_nll, interval_coverage,
     interval_width, predictive_mean, rmse)
@@ -29,5 +30,5 @@ __all__ = [
     "gaussian_crps", "gaussian_nll", "gibbs_nll", "interval_coverage", "interval_width",
     "log_mean_exp", "mean_corruption_error", "mutual_information", "ood_score",
     "oracle_collaborative_accuracy", "predictive_entropy", "predictive_mean", "risk_coverage_curve",
-    "rmse", "to_numpy",
+    "rmse", "roc_curve", "to_numpy",
 ]

@@ -134,6 +134,36 @@ def fpr_at_tpr(scores: Any, labels: Any, tpr: float = 0.95) -> float:
     return _fpr_at_tpr(*_threshold_counts(*_binary_inputs(scores, labels)), tpr)
 
 
+def _roc_points(tp: np.ndarray, fp: np.ndarray, max_points: int | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, tpr) through (0, 0) and the threshold counts, thinned to at most `max_points`."""
+    if max_points is not None:
+        if max_points < 2:
+            raise ValueError(f"max_points must be at least 2, got {max_points}")
+        if tp.size + 1 > max_points:
+            # Vertices at evenly spaced numbers of examples flagged positive (the last always
+            # kept): a curve through them is within about 1/max_points of the exact one.
+            flagged = tp + fp
+            targets = np.linspace(0, flagged[-1], max_points - 1)[1:]
+            keep = np.unique(np.concatenate([np.searchsorted(flagged, targets), [tp.size - 1]]))
+            tp, fp = tp[keep], fp[keep]
+    tpr = np.concatenate([[0.0], tp / tp[-1]])
+    fpr = np.concatenate([[0.0], fp / fp[-1]])
+    return fpr, tpr
+
+
+def roc_curve(scores: Any, labels: Any, max_points: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ROC curve (false-positive rate, true-positive rate), positives = ``labels``
+    true, predicting positive when score >= t for every distinct score t from the highest
+    down, starting at (0, 0) and ending at (1, 1). Its trapezoid area is :func:`auroc`.
+
+    ``max_points`` keeps at most that many vertices (at evenly spaced numbers of examples
+    flagged positive, the first and last always kept), for a record small enough to plot.
+    """
+    return _roc_points(*_threshold_counts(*_binary_inputs(scores, labels)), max_points)
+
+
 class OODMetrics:
     """Streaming AUROC, AUPR-in, AUPR-out and FPR at 95% TPR for an OOD score.
 
@@ -190,3 +220,15 @@ class OODMetrics:
             "aupr_out": _average_precision(*ood_counts),
             "fpr_at_95_tpr": _fpr_at_tpr(*positive_counts, 0.95),
         }
+
+    def roc_curve(self, max_points: int | None = None) -> dict[str, np.ndarray]:
+        """The ROC curve of every score added ({'fpr', 'tpr'}, see :func:`roc_curve`), the
+        positive class being ``positive``."""
+        scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
+        _arrays.check_not_empty(scores.size, type(self).__name__)
+        is_ood = np.concatenate(self._is_ood)
+        counts = _threshold_counts(*_binary_inputs(scores, is_ood))
+        if self.positive == "in":
+            counts = _swap_classes(*counts)
+        fpr, tpr = _roc_points(*counts, max_points)
+        return {"fpr": fpr, "tpr": tpr}
