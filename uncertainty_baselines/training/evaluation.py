@@ -124,7 +124,8 @@ def timed_predict(predict: Callable[[Iterable], dict[str, np.ndarray]], dataset:
 def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classes: int,
              test: Iterable, ood: Mapping[str, Iterable] | None = None,
              corrupted: Mapping[tuple[str, int], Iterable] | None = None,
-             ood_score_kinds: Sequence[str] = ("msp",)
+             ood_score_kinds: Sequence[str] = ("msp",),
+             on_predictions: Callable[[str, Any, Mapping[str, np.ndarray]], None] | None = None,
              ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Flat metrics over the clean test set, each OOD set and each corrupted set.
 
@@ -135,15 +136,21 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
     over all its examples, `ood/<name>_accuracy`, ... With a member axis the clean set
     also gets the ensemble and per-member metrics. Also reports `test/ms_per_example`
     (clean-set inference time) and `test/num_examples`. Raises NonFiniteError when the
-    model outputs NaN or infinity. Returns the metrics and the clean predictions.
+    model outputs NaN or infinity. `on_predictions(kind, key, outputs)` receives each set's
+    checked predictions: ("test", None, ...), ("ood", name, ...), ("corrupted", (type,
+    severity), ...) (e.g. `runs.predictions.PredictionsWriter.add`). Returns the metrics and
+    the clean predictions.
     """
+    save = on_predictions or (lambda kind, key, outputs: None)
     clean, seconds = timed_predict(predict, test)
     check_finite(clean, "the test set")
+    save("test", None, clean)
     n = len(clean["labels"])
     ood_results_by_name = {}
     for name, ds in (ood or {}).items():
         outputs = predict(ds)
         check_finite(outputs, f"the OOD set {name}")
+        save("ood", name, outputs)
         for kind, result in ood_results(outputs, ood_score_kinds).items():
             ood_results_by_name[ood_key(name, kind)] = result
         if np.all(outputs["labels"] >= 0):  # Every example has a class: classify them all too.
@@ -153,6 +160,7 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
     for key, ds in (corrupted or {}).items():
         outputs = predict(ds)
         check_finite(outputs, f"the corrupted set {key[0]}_{key[1]}")
+        save("corrupted", key, outputs)
         corrupted_results[key] = classification_results(outputs, num_classes)
         progress.update(len(corrupted_results), force=len(corrupted_results) == len(corrupted))
     flat = ub_metrics.flatten_results(classification_results(clean, num_classes, per_member=True),
