@@ -1,9 +1,11 @@
 """Metrics for accuracy, calibration, OOD detection, selective prediction, corruption
-robustness and regression: framework-free NumPy, streaming (add_batch / result / reset /
-merge) where the metric allows it. Conventions: docs/metrics.md."""
+robustness, conformal prediction sets and regression: framework-free NumPy, streaming
+(add_batch / result / reset / merge) where the metric allows it. Conventions: docs/metrics.md."""
 from uncertainty_baselines.metrics._arrays import to_numpy
 from uncertainty_baselines.metrics.classification import (
     AdaptiveCalibrationError, ClassificationMetrics, bin_index)
+from uncertainty_baselines.metrics.conformal import (
+    SplitConformal, conformal_threshold, label_scores, raps_parameters, set_coverage, set_size)
 from uncertainty_baselines.metrics.corruption import (
     aggregate_corrupted, corruption_errors, mean_corruption_error)
 from uncertainty_baselines.metrics.ensemble import (
@@ -22,13 +24,13 @@ from uncertainty_baselines.metrics.selective import (
 from uncertainty_baselines.metrics.temperature import apply_temperature, fit_temperature
 
 __all__ = [
-    "AdaptiveCalibrationError", "ClassificationMetrics", "EnsembleMetrics", "OODMetrics",
+    "AdaptiveCalibrationError", "ClassificationMetrics", "EnsembleMetrics", "OODMetrics", "SplitConformal",
     "LOGIT_SCORE_KINDS", "RegressionMetrics", "SCORE_KINDS", "accuracy_at_coverage", "aggregate_corrupted",
     "apply_temperature", "aurc", "auroc", "average_precision", "bin_index",
-    "central_interval", "corruption_errors", "cumulative_correct", "disagreement",
+    "central_interval", "conformal_threshold", "corruption_errors", "cumulative_correct", "disagreement",
     "ensemble_nll", "entropy", "fit_temperature", "flatten_results", "fpr_at_tpr",
     "gaussian_crps", "gaussian_nll", "gibbs_nll", "interval_coverage", "interval_width",
-    "log_mean_exp", "mean_corruption_error", "mutual_information", "ood_score",
-    "oracle_collaborative_accuracy", "predictive_entropy", "predictive_mean", "risk_coverage_curve",
-    "rmse", "roc_curve", "to_numpy",
+    "label_scores", "log_mean_exp", "mean_corruption_error", "mutual_information", "ood_score",
+    "oracle_collaborative_accuracy", "predictive_entropy", "predictive_mean", "raps_parameters",
+    "risk_coverage_curve", "rmse", "roc_curve", "set_coverage", "set_size", "to_numpy",
 ]
