@@ -13,10 +13,13 @@ import numpy as np
 import tensorflow as tf
 
 from uncertainty_baselines import metrics as ub_metrics
+from uncertainty_baselines.runs import curves as run_curves
 from uncertainty_baselines.runs.run_record import fingerprint
 from uncertainty_baselines.runs.progress import Progress
 
 PredictFn = Callable[[Any], dict[str, np.ndarray]]
+# evaluate's on_predictions: (kind "test" | "ood" | "corrupted", key, checked predictions).
+OnPredictions = Callable[[str, Any, Mapping[str, np.ndarray]], None]
 
 
 def classification_results(outputs: Mapping[str, np.ndarray], num_classes: int,
@@ -72,6 +75,52 @@ def ood_results(outputs: Mapping[str, np.ndarray], kinds: Sequence[str] = ("msp"
         m.add_batch(ood_scores(outputs, kind), is_ood=outputs["is_in_distribution"] == 0)
         results[kind] = m.result()
     return results
+
+
+def reliability_curve(outputs: Mapping[str, np.ndarray], num_classes: int) -> dict[str, list]:
+    """The reliability-diagram record (runs/curves.py) of predictions: per confidence bin
+    (ClassificationMetrics' 15), the count, mean confidence and accuracy."""
+    m = ub_metrics.ClassificationMetrics(num_classes=num_classes)
+    m.add_batch(outputs["probs"], label=outputs["labels"])
+    return run_curves.reliability_entry(m.reliability_diagram())
+
+
+def roc_curves(outputs: Mapping[str, np.ndarray], dataset: str, kinds: Sequence[str] = ("msp",)
+               ) -> dict[str, dict[str, Any]]:
+    """ROC-curve records (runs/curves.py) of predictions on an OOD set, one per score kind,
+    keyed `ood_key(dataset, kind)`; OOD positive, at most run_curves.ROC_POINTS points."""
+    is_ood = outputs["is_in_distribution"] == 0
+    records = {}
+    for kind in kinds:
+        fpr, tpr = ub_metrics.roc_curve(ood_scores(outputs, kind), is_ood, max_points=run_curves.ROC_POINTS)
+        records[ood_key(dataset, kind)] = run_curves.roc_entry(
+            fpr, tpr, dataset=dataset, kind=kind, num_in=int(np.sum(~is_ood)), num_ood=int(np.sum(is_ood)))
+    return records
+
+
+class CurveRecorder:
+    """An `evaluate(..., on_predictions=)` callback collecting what a report draws.
+
+    After an evaluation, `curves` is the runs/curves.py record of it: the reliability
+    diagrams of the clean test set ("test"), each corrupted set ("test/<type>_<severity>")
+    and each OOD set whose every example has a class ("ood/<name>"), and the ROC curves of
+    each OOD set for each of `ood_score_kinds`. Write it with `run_curves.append_curves`.
+    """
+
+    def __init__(self, num_classes: int, ood_score_kinds: Sequence[str] = ("msp",)):
+        self.num_classes, self.ood_score_kinds = num_classes, tuple(ood_score_kinds)
+        self.curves: dict[str, dict[str, Any]] = {"reliability": {}, "roc": {}}
+
+    def __call__(self, kind: str, key: Any, outputs: Mapping[str, np.ndarray]) -> None:
+        reliability = self.curves["reliability"]
+        if kind == "test":
+            reliability["test"] = reliability_curve(outputs, self.num_classes)
+        elif kind == "corrupted":
+            reliability[f"test/{key[0]}_{key[1]}"] = reliability_curve(outputs, self.num_classes)
+        elif kind == "ood":
+            self.curves["roc"].update(roc_curves(outputs, key, self.ood_score_kinds))
+            if np.all(outputs["labels"] >= 0):
+                reliability[f"ood/{key}"] = reliability_curve(outputs, self.num_classes)
 
 
 def ood_key(dataset: str, kind: str) -> str:

@@ -32,7 +32,7 @@ from absl import app, logging
 from uncertainty_baselines import datasets as ub_datasets
 from uncertainty_baselines import models as ub_models
 from uncertainty_baselines.datasets import ood as ub_ood
-from uncertainty_baselines.runs import bundle, checkpoint, lifecycle, lock, progress, run_record, summaries
+from uncertainty_baselines.runs import bundle, checkpoint, curves, lifecycle, lock, progress, run_record, summaries
 from uncertainty_baselines.runs import output_dir as output_dir_lib
 from uncertainty_baselines.training import distribution, evaluation, loop, schedules
 from uncertainty_baselines.training import flags as ub_flags
@@ -201,11 +201,12 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
             last = epoch + 1 == train_epochs
             with_corrupted = bool(data.corrupted) and corruptions_interval > 0 and (
                 (epoch + 1) % corruptions_interval == 0 or last)
+            recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
             try:
                 flat, _ = evaluation.evaluate(
                     lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes, test=data.test,
                     ood=data.ood, corrupted=data.corrupted if with_corrupted else None,
-                    ood_score_kinds=method.ood_scores)
+                    ood_score_kinds=method.ood_scores, on_predictions=recorder)
             except NonFiniteError as e:
                 raise NonFiniteError(f"evaluation after epoch {epoch + 1} (step {step}): {e}") from None
             nll = sums["loss_sum"] / sums["examples"]
@@ -217,6 +218,7 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
                 "train/learning_rate": float(np.asarray(optimizer.learning_rate)),
             }
             record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
+            curves.append_curves(output_dir, step, recorder.curves, epoch=epoch + 1)
             logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, format_metrics(record))
             if (epoch + 1) % checkpoint_interval == 0 or last:
                 path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {
@@ -232,9 +234,11 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
 
 def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy, data: ImageData,
                         run_dir: str | pathlib.Path,
-                        method: method_lib.Method = method_lib.DETERMINISTIC_SEAMS) -> tuple[dict[str, float], int]:
+                        method: method_lib.Method = method_lib.DETERMINISTIC_SEAMS,
+                        on_predictions: evaluation.OnPredictions | None = None) -> tuple[dict[str, float], int]:
     """Evaluate the latest verified checkpoint of run directory `run_dir`, or the weights of
-    a release bundle there, on every set of `data`.
+    a release bundle there, on every set of `data` (each set's predictions handed to
+    `on_predictions`, see `evaluation.evaluate`).
 
     Returns the flat metrics and the checkpoint's step (a bundle's recorded steps).
     """
@@ -251,7 +255,7 @@ def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy,
     predict_fn = loop.make_predict_fn(model, strategy, method.predict)
     flat, _ = evaluation.evaluate(lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes,
                                   test=data.test, ood=data.ood, corrupted=data.corrupted or None,
-                                  ood_score_kinds=method.ood_scores)
+                                  ood_score_kinds=method.ood_scores, on_predictions=on_predictions)
     return flat, step
 
 
@@ -291,16 +295,19 @@ def _without_seed(spec: Mapping[str, Any] | None) -> Any:
 
 
 def evaluate_members(models: Sequence[keras.Model], *, strategy: tf.distribute.Strategy, data: ImageData,
-                     ood_score_kinds: Sequence[str] = ("msp",)) -> dict[str, float]:
+                     ood_score_kinds: Sequence[str] = ("msp",),
+                     on_predictions: evaluation.OnPredictions | None = None) -> dict[str, float]:
     """Evaluate models as one ensemble (the members' softmax averaged): the usual metrics of
-    the mean prediction, the ensemble metrics and `test/<metric>_member_<i>`."""
+    the mean prediction, the ensemble metrics and `test/<metric>_member_<i>` (each set's
+    predictions handed to `on_predictions`, see `evaluation.evaluate`)."""
     predict_fns = [loop.make_predict_fn(model, strategy) for model in models]
 
     def predict(dataset):
         return stack_members([loop.predict(fn, dataset) for fn in predict_fns])
 
     flat, _ = evaluation.evaluate(predict, num_classes=data.num_classes, test=data.test, ood=data.ood,
-                                  corrupted=data.corrupted or None, ood_score_kinds=ood_score_kinds)
+                                  corrupted=data.corrupted or None, ood_score_kinds=ood_score_kinds,
+                                  on_predictions=on_predictions)
     return flat
 
 
@@ -369,9 +376,11 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
     logging.info("%s %s (%s) on %d replica(s)", "resuming" if run.resuming else "starting",
                  config.output_dir, method.name, strategy.num_replicas_in_sync)
     if config.eval_only:
+        recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
         metrics, step = evaluate_checkpoint(model=model, strategy=strategy, data=data,
-                                            run_dir=config.checkpoint_dir, method=method)
+                                            run_dir=config.checkpoint_dir, method=method, on_predictions=recorder)
         metrics = summaries.SummaryWriter(config.output_dir).write(step, metrics, eval_only=True)
+        curves.append_curves(config.output_dir, step, recorder.curves, eval_only=True)
     else:
         metrics = train_and_evaluate(
             model=model, optimizer=optimizer, strategy=strategy, data=data, method=method,
@@ -430,8 +439,11 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
     members = load_members(run_dirs, strategy, dataset=config.dataset)
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
                               ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
-    metrics = evaluate_members(members, strategy=strategy, data=data, ood_score_kinds=method.ood_scores)
+    recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
+    metrics = evaluate_members(members, strategy=strategy, data=data, ood_score_kinds=method.ood_scores,
+                               on_predictions=recorder)
     summaries.SummaryWriter(config.output_dir).write(0, metrics)
+    curves.append_curves(config.output_dir, 0, recorder.curves)
     num_params = sum(m.count_params() for m in members)
     run.finish(metrics=metrics, seed=config.seed, model=None,
                data_fingerprint=evaluation.data_fingerprint(config.dataset, data.test, strategy),
