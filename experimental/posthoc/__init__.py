@@ -1,0 +1,1 @@
+"""Post-hoc uncertainty on a finished classification run: see experimental/posthoc/README.md."""
