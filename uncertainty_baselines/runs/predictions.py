@@ -29,6 +29,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import shutil
 from typing import Any, Mapping
 
@@ -42,6 +43,7 @@ FORMAT = "ub-predictions-v1"
 KINDS = ("test", "ood", "corrupted")
 # What a baseline keeps of an evaluation's outputs (probabilities follow from the logits).
 SAVED_KEYS = ("logits", "id", "labels", "is_in_distribution")
+_STEM = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class PredictionsError(ValueError):
@@ -84,7 +86,19 @@ class PredictionsWriter:
             keys: tuple[str, ...] | None = SAVED_KEYS) -> str:
         """Store one evaluated set (`outputs` of `training.loop.predict`); `keys` selects the
         arrays kept (None: all). Returns the set's name."""
-        name = set_name(kind, key)
+        meta: dict[str, Any] = {}
+        if kind == "ood":
+            meta["ood_dataset"] = key
+        elif kind == "corrupted":
+            meta["corruption_type"], meta["severity"] = key[0], int(key[1])
+        return self.add_set(set_name(kind, key), outputs, keys, kind=kind, **meta)
+
+    def add_set(self, name: str, outputs: Mapping[str, Any], keys: tuple[str, ...] | None = None,
+                **meta: Any) -> str:
+        """Store the arrays `keys` (None: all) of `outputs` as set `name` (a file stem) with
+        JSON manifest facts `meta` (e.g. kind); `logits`, `id` and `labels` are required."""
+        if not _STEM.match(name):
+            raise ValueError(f"set name {name!r} must be a file stem (letters, digits, '_', '-', '.')")
         if name in self._sets:
             raise ValueError(f"predictions of {name} were already added")
         arrays = {k: np.ascontiguousarray(v) for k, v in outputs.items() if keys is None or k in keys}
@@ -100,15 +114,9 @@ class PredictionsWriter:
         file = self._tmp / f"{name}.npz"
         with open(file, "wb") as f:
             np.savez(f, **arrays)
-        meta: dict[str, Any] = {"file": file.name, "kind": kind, "num_examples": n,
-                                "sha256": sha256_file(file), "bytes": file.stat().st_size,
-                                "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape)}
-                                           for k, v in arrays.items()}}
-        if kind == "ood":
-            meta["ood_dataset"] = key
-        elif kind == "corrupted":
-            meta["corruption_type"], meta["severity"] = key[0], int(key[1])
-        self._sets[name] = meta
+        self._sets[name] = {**meta, "file": file.name, "num_examples": n, "sha256": sha256_file(file),
+                            "bytes": file.stat().st_size,
+                            "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in arrays.items()}}
         return name
 
     def commit(self, **facts: Any) -> pathlib.Path:

@@ -6,14 +6,17 @@ scored exactly once) and are fed to `ub.metrics`; results use the flat reference
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from uncertainty_baselines import metrics as ub_metrics
 from uncertainty_baselines.runs import curves as run_curves
+from uncertainty_baselines.runs import predictions as run_predictions
 from uncertainty_baselines.runs.run_record import fingerprint
 from uncertainty_baselines.runs.progress import Progress
 
@@ -121,6 +124,37 @@ class CurveRecorder:
             self.curves["roc"].update(roc_curves(outputs, key, self.ood_score_kinds))
             if np.all(outputs["labels"] >= 0):
                 reliability[f"ood/{key}"] = reliability_curve(outputs, self.num_classes)
+
+
+class PredictionsSaver:
+    """An `evaluate(..., on_predictions=)` callback writing each set's per-example
+    predictions to `directory` (runs/predictions.py), put in place by `commit`; with
+    `directory` None it writes nothing. `also(callback)` chains another callback. A crash
+    before `commit` leaves a temporary folder that the run's next start removes."""
+
+    def __init__(self, directory: str | os.PathLike | None):
+        self.writer = run_predictions.PredictionsWriter(directory) if directory else None
+
+    def __call__(self, kind: str, key: Any, outputs: Mapping[str, np.ndarray]) -> None:
+        if self.writer is not None:
+            self.writer.add(kind, key, outputs)
+
+    def also(self, callback: OnPredictions | None) -> OnPredictions:
+        """One callback calling this saver, then `callback`."""
+        def both(kind: str, key: Any, outputs: Mapping[str, np.ndarray]) -> None:
+            self(kind, key, outputs)
+            if callback is not None:
+                callback(kind, key, outputs)
+        return both
+
+    def commit(self, **facts: Any) -> None:
+        """Put the predictions in place, with JSON manifest `facts` (step, num_classes, ...)."""
+        if self.writer is not None:
+            logging.info("saved predictions to %s", self.writer.commit(**facts))
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
 
 
 def ood_key(dataset: str, kind: str) -> str:

@@ -32,7 +32,8 @@ from absl import app, logging
 from uncertainty_baselines import datasets as ub_datasets
 from uncertainty_baselines import models as ub_models
 from uncertainty_baselines.datasets import ood as ub_ood
-from uncertainty_baselines.runs import bundle, checkpoint, curves, lifecycle, lock, progress, run_record, summaries
+from uncertainty_baselines.runs import (bundle, checkpoint, curves, lifecycle, lock, predictions, progress,
+                                        run_record, summaries)
 from uncertainty_baselines.runs import output_dir as output_dir_lib
 from uncertainty_baselines.training import distribution, evaluation, loop, schedules
 from uncertainty_baselines.training import flags as ub_flags
@@ -137,6 +138,7 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
                        seed: int = 0, checkpoint_interval: int = 1, keep_checkpoints: int = 3,
                        corruptions_interval: int = 0, steps_per_loop: int = 50,
                        log_interval_s: float = 30.0, train_fn: loop.TrainFn | None = None,
+                       save_predictions: bool = False,
                        started_at: float | None = None) -> dict[str, Any]:
     """Train for `train_epochs` epochs (resuming from the latest checkpoint), evaluating each epoch.
 
@@ -145,7 +147,9 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     deterministic method. `train_fn` replaces the whole step (tests). Every epoch ends with
     an evaluation on the clean test set and the OOD sets (the corrupted sets every
     `corruptions_interval` epochs and at the end) written to metrics.jsonl and
-    TensorBoard, then a checkpoint every `checkpoint_interval` epochs and at the end.
+    TensorBoard, then a checkpoint every `checkpoint_interval` epochs and at the end. With
+    `save_predictions` the final evaluation's per-example predictions of every set go to
+    `<output_dir>/predictions/` (runs/predictions.py) before the last checkpoint.
     Returns the last evaluation record plus `earlier_wall_time_s`: the wall time the earlier
     processes of a resumed run spent up to their last checkpoint (each checkpoint keeps the
     total since `started_at`, a time.time(); default: this call). Raises NonFiniteError on a
@@ -202,13 +206,17 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
             with_corrupted = bool(data.corrupted) and corruptions_interval > 0 and (
                 (epoch + 1) % corruptions_interval == 0 or last)
             recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
+            saver = evaluation.PredictionsSaver(output_dir / predictions.SUBDIR if save_predictions and last
+                                                else None)
             try:
                 flat, _ = evaluation.evaluate(
                     lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes, test=data.test,
                     ood=data.ood, corrupted=data.corrupted if with_corrupted else None,
-                    ood_score_kinds=method.ood_scores, on_predictions=recorder)
+                    ood_score_kinds=method.ood_scores, on_predictions=saver.also(recorder))
             except NonFiniteError as e:
+                saver.abort()
                 raise NonFiniteError(f"evaluation after epoch {epoch + 1} (step {step}): {e}") from None
+            saver.commit(step=step, num_classes=data.num_classes)
             nll = sums["loss_sum"] / sums["examples"]
             train_metrics = {
                 "train/loss": nll + sum(terms.values()), "train/negative_log_likelihood": nll,
@@ -377,8 +385,10 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
                  config.output_dir, method.name, strategy.num_replicas_in_sync)
     if config.eval_only:
         recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
-        metrics, step = evaluate_checkpoint(model=model, strategy=strategy, data=data,
-                                            run_dir=config.checkpoint_dir, method=method, on_predictions=recorder)
+        saver = evaluation.PredictionsSaver(predictions_dir(config))
+        metrics, step = evaluate_checkpoint(model=model, strategy=strategy, data=data, run_dir=config.checkpoint_dir,
+                                            method=method, on_predictions=saver.also(recorder))
+        saver.commit(step=step, num_classes=data.num_classes)
         metrics = summaries.SummaryWriter(config.output_dir).write(step, metrics, eval_only=True)
         curves.append_curves(config.output_dir, step, recorder.curves, eval_only=True)
     else:
@@ -388,7 +398,7 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
             global_batch_size=train_batch_size(config, method), checkpoint_interval=config.checkpoint_interval,
             keep_checkpoints=config.keep_checkpoints, corruptions_interval=getattr(config, "corruptions_interval", 0),
             steps_per_loop=config.steps_per_loop, log_interval_s=config.log_interval_s,
-            started_at=started_at)
+            started_at=started_at, save_predictions=bool(getattr(config, "save_predictions", False)))
     run.finish(
         metrics={k: v for k, v in metrics.items() if "/" in k}, seed=config.seed,
         data_fingerprint=evaluation.data_fingerprint(config.dataset, data.test, strategy), model=spec,
@@ -419,6 +429,14 @@ def image_data(config: Any, strategy: tf.distribute.Strategy, train_batch_size: 
     return load_image_data(config, strategy, with_corrupted=with_corrupted, train_batch_size=train_batch_size)
 
 
+def predictions_dir(config: Any) -> pathlib.Path | None:
+    """Where a run writes its final per-example predictions: `<output_dir>/predictions` with
+    --save_predictions, else None."""
+    if not getattr(config, "save_predictions", False):
+        return None
+    return pathlib.Path(config.output_dir) / predictions.SUBDIR
+
+
 def train_batch_size(config: Any, method: method_lib.Method) -> int:
     """Distinct examples per training step: --batch_size counts the rows of the formatted
     batch, so a method that repeats each example R times reads batch_size / R of them."""
@@ -440,8 +458,10 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
                               ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
     recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
+    saver = evaluation.PredictionsSaver(predictions_dir(config))
     metrics = evaluate_members(members, strategy=strategy, data=data, ood_score_kinds=method.ood_scores,
-                               on_predictions=recorder)
+                               on_predictions=saver.also(recorder))
+    saver.commit(step=0, num_classes=data.num_classes, members=len(members))
     summaries.SummaryWriter(config.output_dir).write(0, metrics)
     curves.append_curves(config.output_dir, 0, recorder.curves)
     num_params = sum(m.count_params() for m in members)

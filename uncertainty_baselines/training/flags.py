@@ -20,7 +20,7 @@ from uncertainty_baselines.training.schedules import SCHEDULES
 
 # Flags that do not change the result: a restart may change them and still resume.
 RESULT_NEUTRAL_FLAGS = ("output_dir", "overwrite", "data_dir", "download_data", "eval_only",
-                        "checkpoint_dir", "keep_checkpoints", "steps_per_loop", "log_interval_s",
+                        "checkpoint_dir", "keep_checkpoints", "steps_per_loop", "log_interval_s", "save_predictions",
                         "tpu")
 
 
@@ -47,6 +47,10 @@ def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> Non
     flags.DEFINE_integer("keep_checkpoints", 3, "Number of most recent checkpoints kept.")
     flags.DEFINE_bool("eval_only", False, "Only evaluate the latest checkpoint of --checkpoint_dir.")
     flags.DEFINE_string("checkpoint_dir", None, "Run directory or release bundle to evaluate with --eval_only.")
+    flags.DEFINE_bool("save_predictions", False, "Write the final evaluation's per-example logits (member axis "
+                      "kept), ids and labels of every evaluated set (test, each OOD and corrupted set) to "
+                      "<output_dir>/predictions/: .npz files (no pickle) with a sha256 manifest "
+                      "(uncertainty_baselines/runs/predictions.py).")
     flags.DEFINE_enum("strategy", "cpu", STRATEGIES, "cpu: one device; mirrored: MirroredStrategy "
                       "over local GPUs, else CPUs (batch-norm statistics are then synchronised, i.e. "
                       "taken over the global batch); tpu: TPUStrategy.")
