@@ -9,7 +9,7 @@ SHARED_DATA ?= $(abspath $(CURDIR)/../shared/data)
 FASHION_MNIST_IDX := /usr/share/datasets/fashion-mnist
 DEMO_DIR ?= $(CURDIR)/runs/demo
 
-.PHONY: setup system-data test demo lock
+.PHONY: setup system-data browser test demo lock
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,14 @@ system-data:
 	  { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } || \
 	  echo "warning: could not install dataset-fashion-mnist; its tests will skip"
 
-test: setup system-data
+# Headless Chromium from Debian renders the report and sweep pages in the tests as a person
+# sees them (needs root and apt; without it those tests skip with a reason).
+browser:
+	@command -v chromium >/dev/null || \
+	  { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } || \
+	  echo "warning: could not install chromium; the browser tests will skip"
+
+test: setup system-data browser
 	$(PY) -m pytest
 
 # Regenerate the lock file from the current environment (after changing setup.py).

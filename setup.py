@@ -22,6 +22,9 @@ setup(
         "jax": ["jax", "flax", "optax"],
         "torch": ["torch==2.13.0"],
         "text": ["keras-hub>=0.32", "transformers", "safetensors", "tokenizers"],
+        # The sweeps' parallel-coordinates page (uncertainty_baselines.sweep); pinned because
+        # the page inlines its script bundle.
+        "report": ["hiplot==0.1.33"],
         "tests": [
             "pytest",
             "pytest-timeout",
