@@ -122,6 +122,8 @@ class PredictionsWriter:
     def commit(self, **facts: Any) -> pathlib.Path:
         """Write the manifest (with JSON `facts`, e.g. step, num_classes) and move the folder
         into place atomically; returns its path."""
+        if {"format", "sets"} & set(facts):
+            raise ValueError("'format' and 'sets' are the manifest's own keys, not facts")
         manifest = {"format": FORMAT, **facts, "sets": self._sets}
         with open(self._tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
