@@ -287,7 +287,8 @@ def splits_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> by
     if not runs:
         return None
     part = "validation" if any(k.startswith("validation/") for _, lines in runs for k in lines[0]) else "test"
-    panels = [(f"{part}/log_likelihood", "log-likelihood (higher is better)"), (f"{part}/rmse", "RMSE (lower is better)")]
+    panels = [(f"{part}/log_likelihood", "log-likelihood (higher is better)"),
+              (f"{part}/rmse", "RMSE (lower is better)")]
     fig = Figure(figsize=(max(5.0, 1.2 * len(runs) + 3), 3.4))
     axes = fig.subplots(1, 2)
     palette = colors(len(runs))

@@ -155,7 +155,8 @@ def _headline_table(runs: Sequence[RunData], multi_group: bool) -> str:
             cls = "num best" if run.finished and best.get((key, run.data_group)) == value else "num"
             cells.append(f"<td class='{cls}'>{_e(_format(key, value, metrics))}</td>" if value is not None
                          else "<td class='na'>—</td>")
-        status = "finished" if run.finished else f"unfinished (last evaluation, epoch {run.evaluations[-1].get('epoch')})"
+        status = ("finished" if run.finished
+                  else f"unfinished (last evaluation, epoch {run.evaluations[-1].get('epoch')})")
         rows.append(f"<tr><td><b>{_e(run.name)}</b></td><td>{_e(run.method or '—')}</td>"
                     f"<td>{_e(run.dataset)} <span class='group'>{_e(run.data_group)}</span></td>"
                     f"<td>{_e(status)}</td>{''.join(cells)}</tr>")

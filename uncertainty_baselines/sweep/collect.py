@@ -102,8 +102,9 @@ def parallel_coordinates_page(rows: Sequence[dict[str, Any]], plan: dict[str, An
             exp.parameters_definition[name].type = hip.ValueType.NUMERIC_LOG
     if metrics:
         exp.colorby = metrics[0]
-    exp.display_data(hip.Displays.PARALLEL_PLOT).update({"order": [*swept, *metrics], "hide": ["uid", "from_uid", "run"]})
-    exp.display_data(hip.Displays.TABLE).update({"hide": ["from_uid"], "order_by": [[metrics[0], "desc"]] if metrics else []})
+    exp.display_data(hip.Displays.PARALLEL_PLOT).update({"order": [*swept, *metrics],
+                                                        "hide": ["uid", "from_uid", "run"]})
+    exp.display_data(hip.Displays.TABLE).update({"hide": ["from_uid"]})
     html = exp.to_html()
     html = html.replace(FONT_IMPORT, "")
     title = f"Sweep: {plan['script']} ({len(finished)} of {len(rows)} runs finished)"

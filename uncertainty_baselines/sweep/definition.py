@@ -142,8 +142,8 @@ def check_flags(sweep: Sweep, runs: Sequence[Mapping[str, Any]], python: str = s
     problems = []
     for name in unknown:
         close = difflib.get_close_matches(name, valid, n=3)
-        problems.append(f"--{name} is not a flag of {sweep.script}" + (f" (did you mean {', '.join('--' + c for c in close)}?)"
-                                                                       if close else ""))
+        hint = f" (did you mean {', '.join('--' + c for c in close)}?)" if close else ""
+        problems.append(f"--{name} is not a flag of {sweep.script}{hint}")
     by_message: dict[str, list[int]] = {}
     for index, message in result["errors"]:
         by_message.setdefault(message, []).append(index)

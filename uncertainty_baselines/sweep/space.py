@@ -134,7 +134,8 @@ def product(*spaces: Space) -> Space:
     if not spaces:
         raise SweepError("product() needs at least one space")
     _disjoint(spaces)
-    points = tuple({k: v for p in combo for k, v in p.items()} for combo in itertools.product(*(s.points for s in spaces)))
+    combos = itertools.product(*(s.points for s in spaces))
+    points = tuple({k: v for p in combo for k, v in p.items()} for combo in combos)
     return Space(points, " x ".join(f"({s.description})" for s in spaces))
 
 
