@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "uncertainty_baselines"
 # A subpackage may import its own modules and those of strictly lower rank.
-RANK = {"runs": 0, "metrics": 1, "datasets": 1, "layers": 1, "models": 2, "training": 3, "sanity": 4, "release": 4,
+RANK = {"runs": 0, "metrics": 1, "datasets": 1, "layers": 1, "models": 2, "training": 3, "jax_training": 3, "sanity": 4, "release": 4,
         "report": 4, "sweep": 4}
 
 
