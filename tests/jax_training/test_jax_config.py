@@ -15,7 +15,7 @@ def test_overrides_change_fields_with_their_types():
                                       "--config.lr.base=0.5", "--config.ood_datasets=('svhn_cropped',)",
                                       "--unrelated_flag"])
     assert config.model.width == 32 and config.lr.base == 0.5 and config.ood_datasets == ("svhn_cropped",)
-    assert config.model.depth == 6  # Untouched fields keep the file's values.
+    assert config.model.depth == 4  # Untouched fields keep the file's values.
 
 
 def test_space_separated_config_path_is_accepted():

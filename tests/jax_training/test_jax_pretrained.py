@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tiny_cifar10 import big_vision_layout, write_big_vision_npz
+from jax_helpers import big_vision_layout, write_big_vision_npz
 from uncertainty_baselines.jax_training import checkpoints, pretrained
 
 

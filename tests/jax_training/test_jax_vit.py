@@ -4,8 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import SMALL, initialised
-from tiny_cifar10 import big_vision_layout
+from jax_helpers import SMALL_VIT as SMALL, big_vision_layout
 from uncertainty_baselines.jax_training import checkpoints, vit
 
 

@@ -1,9 +1,20 @@
-"""Test helpers of the JAX path: a tiny CIFAR-10 in the suite's prepared format, made from generated PNGs: 10 classes,
-each a distinct mean colour plus noise (learnable in a few steps), optionally with one
-corrupted test set."""
+"""Test helpers of the JAX path: a tiny CIFAR-10 in the suite's prepared format (generated
+PNGs: 10 classes, each a distinct mean colour plus noise, learnable in a few steps; one
+corrupted test set), big_vision's ViT checkpoint layout, and a tiny Flax ViT."""
 import pathlib
 
 import numpy as np
+
+SMALL_VIT = dict(patch_size=(8, 8), width=16, depth=2, mlp_dim=32, num_heads=2)
+
+
+def initialised_vit(**kwargs):
+    """(model, params) of a tiny ViT (SMALL_VIT updated with kwargs), initialised jitted."""
+    import jax
+    import jax.numpy as jnp
+    from uncertainty_baselines.jax_training import vit
+    model = vit.ViT(**{**SMALL_VIT, **kwargs})
+    return model, jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
