@@ -471,6 +471,11 @@ def run_posthoc(config: Any) -> dict[str, Any]:
         metrics, params, seconds = apply_methods(
             sets, kernel, bias, methods=config.methods, coverage=config.coverage, num_train_examples=trained,
             predictive=config.laplace_predictive, samples=config.laplace_samples, seed=config.seed)
+        from uncertainty_baselines.training import evaluation
+        held = sets["heldout"]
+        held_raw = evaluation.classification_results(  # How the held-out part compares with the test set.
+            {"probs": special.softmax(held["logits"].astype(np.float64), axis=1), "labels": held["labels"]},
+            kernel.shape[1])
         run_accuracy, raw_accuracy = record["metrics"]["test/accuracy"], metrics["raw/test/accuracy"]
         if abs(run_accuracy - raw_accuracy) > 1e-9:
             logging.warning("the recomputed test accuracy %.6f differs from the run's %.6f: other data or "
@@ -480,7 +485,8 @@ def run_posthoc(config: Any) -> dict[str, Any]:
             "run_test_accuracy": run_accuracy, "dataset": run_flags["dataset"], "data_dir": data_dir,
             "heldout": {"spec": config.heldout, "split": "train", "start": heldout[0], "stop": heldout[1],
                         "num_examples": len(sets["heldout"]["id"]), "test_duplicates_dropped": dropped["heldout"],
-                        "seen_in_training": heldout[0] < trained},
+                        "seen_in_training": heldout[0] < trained,
+                        **{f"raw_{k}": held_raw[k] for k in ("accuracy", "negative_log_likelihood", "ece")}},
             "fit": {"spec": config.fit, "split": "train", "start": fit[0], "stop": fit[1],
                     "num_examples": len(sets["fit"]["id"]), "test_duplicates_dropped": dropped["fit"]},
             "num_train_examples": trained, "coverage": config.coverage, "methods": list(config.methods),

@@ -66,14 +66,26 @@ def test_save_predictions_writes_every_evaluated_set(run_dir, cifar_data_dir, fa
         metrics["test/accuracy_contrast_3"], abs=1.5 / NUM_TEST)
 
 
+def test_eval_only_saves_the_same_predictions(run_dir, cifar_data_dir, tmp_path):
+    args = [a for a in ARGS if not a.startswith(("--eval_on_ood", "--corruption"))]  # The test set only.
+    cifar_e2e.run("deterministic", [*args, "--eval_only", f"--checkpoint_dir={run_dir}"], cifar_data_dir,
+                  tmp_path / "eval")
+    got = predictions.read_predictions(tmp_path / "eval" / "predictions")
+    assert sorted(got) == ["test"] and predictions.read_manifest(tmp_path / "eval" / "predictions")["step"] == 6
+    want = predictions.read_set(run_dir / "predictions", "test").arrays
+    np.testing.assert_array_equal(got["test"].arrays["id"], want["id"])
+    np.testing.assert_allclose(got["test"].arrays["logits"], want["logits"], rtol=1e-5, atol=1e-5)
+
+
 def test_posthoc_command_fits_on_the_carve_out_and_reports_every_method(run_dir, cifar_data_dir, tmp_path):
     out = tmp_path / "posthoc"
     _, log = posthoc([f"--run={run_dir}", f"--output_dir={out}", f"--data_dir={cifar_data_dir}"])
     result = json.loads((out / "posthoc.json").read_text())
     run_metrics = json.loads((run_dir / "run.json").read_text())["metrics"]
-    assert result["heldout"] == {"spec": "validation", "split": "train", "start": TRAIN_EXAMPLES, "stop": 256,
-                                 "num_examples": 256 - TRAIN_EXAMPLES, "test_duplicates_dropped": 0,
-                                 "seen_in_training": False}
+    held = {k: v for k, v in result["heldout"].items() if not k.startswith("raw_")}
+    assert held == {"spec": "validation", "split": "train", "start": TRAIN_EXAMPLES, "stop": 256,
+                    "num_examples": 256 - TRAIN_EXAMPLES, "test_duplicates_dropped": 0, "seen_in_training": False}
+    assert 0 <= result["heldout"]["raw_accuracy"] <= 1
     assert result["fit"]["start"] == 0 and result["fit"]["stop"] == TRAIN_EXAMPLES
     m = result["metrics"]
     assert m["raw/test/accuracy"] == pytest.approx(run_metrics["test/accuracy"], abs=1.5 / NUM_TEST)  # Same model and set.
