@@ -59,7 +59,7 @@ def reference(data_dir, tmp_path_factory):
     """An uninterrupted deterministic run on one device: (folder, run.json)."""
     out = tmp_path_factory.mktemp("vit_jax") / "reference"
     experiment.run(config_of(DETERMINISTIC_ARGS), script_method("deterministic"), output_dir=out,
-                   data_dir=str(data_dir))
+                   data_dir=str(data_dir), save_predictions=True)
     return out, json.loads((out / "run.json").read_text())
 
 
@@ -91,6 +91,18 @@ def test_outputs_run_record_and_flat_metric_names(reference, data_dir):
     test = datasets.get("cifar10", "test", data_dir=str(data_dir)).load(batch_size=40)
     assert record["data_fingerprint"] == evaluation.data_fingerprint("cifar10", test, tf.distribute.get_strategy())
     assert metrics["train/accuracy"] > 0.3  # 10 separable colour classes: it learns.
+
+
+def test_save_predictions_writes_every_evaluated_set_in_the_suite_format(reference):
+    from uncertainty_baselines.runs import predictions
+    sets = predictions.read_predictions(reference[0] / "predictions")  # Verifies every sha256.
+    assert set(sets) == {"test", "ood_random_gaussian", "corrupted_gaussian_noise_1"}
+    test = sets["test"].arrays
+    assert test["logits"].shape == (40, 10) and list(test["id"]) == list(range(40))
+    accuracy = float(np.mean(test["logits"].argmax(1) == test["labels"]))
+    assert accuracy == pytest.approx(reference[1]["metrics"]["test/accuracy"])  # The scored predictions.
+    ood = sets["ood_random_gaussian"].arrays
+    assert len(ood["id"]) == 1040 and ood["is_in_distribution"].sum() == 40 and (ood["labels"][40:] == -1).all()
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_metrics(reference, data_dir, tmp_path, compile_cache):
@@ -125,7 +137,8 @@ def test_batchensemble_fine_tunes_from_a_big_vision_checkpoint(data_dir, tmp_pat
     args = [f"--config={CONFIGS}/cifar10_vit_batchensemble.py", *TINY, "--config.model.be_layers=(1,)",
             "--config.train_epochs=1", "--config.corruptions_interval=0", f"--config.model_init={tmp_path / 'upstream.npz'}"]
     out = tmp_path / "be"
-    metrics = experiment.run(config_of(args), script_method("batchensemble"), output_dir=out, data_dir=str(data_dir))
+    metrics = experiment.run(config_of(args), script_method("batchensemble"), output_dir=out, data_dir=str(data_dir),
+                             save_predictions=True)
     for name in ("test/accuracy", "test/ensemble_negative_log_likelihood", "test/gibbs_negative_log_likelihood",
                  "test/disagreement", "test/mutual_information", "test/accuracy_member_0", "test/ece_member_2",
                  "ood/random_gaussian_auroc", "ood/random_gaussian_entropy_auroc",
@@ -137,6 +150,8 @@ def test_batchensemble_fine_tunes_from_a_big_vision_checkpoint(data_dir, tmp_pat
     # Everything but the head and the fast weights of encoder layer 1 came from upstream.npz.
     assert loaded["num_loaded"] == len(layout) - 2 and "head/kernel" in loaded["kept_init"]
     assert "Transformer/encoderblock_1/MlpBlock_0/Dense_1/fast_weight_gamma" in loaded["kept_init"]
+    from uncertainty_baselines.runs import predictions
+    assert predictions.read_set(out / "predictions", "test").arrays["logits"].shape == (40, 3, 10)  # Members kept.
 
 
 def run_cli(monkeypatch, capsys, args):

@@ -23,13 +23,19 @@ from uncertainty_baselines.jax_training.loop import NonFiniteError, put_batch
 from uncertainty_baselines.runs.run_record import fingerprint
 
 PredictFn = Callable[[Any, jax.Array], dict[str, jax.Array]]
+# on_predictions(kind 'test' | 'ood' | 'corrupted', key, per-example arrays): e.g. the
+# `runs.predictions.PredictionsWriter.add` of a run with --save_predictions.
+OnPredictions = Callable[[str, Any, Mapping[str, np.ndarray]], None]
+KEPT = ("logits", "id", "labels", "is_in_distribution")
 
 
 class _Scores:
     """The streaming metrics of one evaluation set."""
 
-    def __init__(self, num_classes: int, ood_kinds: Sequence[str] | None, classify: bool, what: str):
+    def __init__(self, num_classes: int, ood_kinds: Sequence[str] | None, classify: bool, what: str,
+                 keep: bool = False):
         self.what, self.num_classes = what, num_classes
+        self.kept: dict[str, list[np.ndarray]] | None = {} if keep else None
         self.clean = ub_metrics.ClassificationMetrics(num_classes=num_classes) if classify else None
         self.ensemble: ub_metrics.EnsembleMetrics | None = None
         self.members: list[ub_metrics.ClassificationMetrics] = []
@@ -50,6 +56,10 @@ class _Scores:
                 raise NonFiniteError(f"the model's outputs on {self.what} are not finite")
         labels = batch["labels"][keep]
         self.count += len(labels)
+        if self.kept is not None:
+            rows = {"logits": out["logits"], **{k: batch[k][keep] for k in KEPT[1:] if k in batch}}
+            for key, value in rows.items():
+                self.kept.setdefault(key, []).append(value)
         if self.clean is not None:
             self.clean.add_batch(out["probs"], label=labels)
             if with_members and "member_probs" in out:
@@ -80,6 +90,10 @@ class _Scores:
                 results.update({f"{k}_member_{i}": v for k, v in member.result().items()})
         return results
 
+    def predictions(self) -> dict[str, np.ndarray]:
+        """The kept per-example arrays (logits, id, labels[, is_in_distribution]) in order."""
+        return {k: np.concatenate(v) for k, v in (self.kept or {}).items()}
+
     def fingerprint(self, name: str) -> str:
         """sha256 of the split as the model saw it: ids, labels and the features' bit sums in
         id order (the Keras baselines' `data_fingerprint`, so the two agree on the same data)."""
@@ -104,9 +118,10 @@ def ood_score(out: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
 
 def score_dataset(predict: PredictFn, params: Any, batches: Iterable[Mapping[str, np.ndarray]], mesh: Any, *,
                   num_classes: int, what: str, ood_kinds: Sequence[str] | None = None, classify: bool = True,
-                  with_members: bool = False, with_fingerprint: bool = False) -> _Scores:
-    """Predict every batch and feed its real rows to the metrics (one batch in flight)."""
-    scores = _Scores(num_classes, ood_kinds, classify, what)
+                  with_members: bool = False, with_fingerprint: bool = False, keep: bool = False) -> _Scores:
+    """Predict every batch and feed its real rows to the metrics (one batch in flight);
+    `keep` also keeps the per-example logits, ids and labels."""
+    scores = _Scores(num_classes, ood_kinds, classify, what, keep)
     pending = None
     for batch in batches:
         images, _ = put_batch(batch, mesh)
@@ -125,24 +140,33 @@ def score_dataset(predict: PredictFn, params: Any, batches: Iterable[Mapping[str
 def evaluate(predict: PredictFn, params: Any, mesh: Any, *, num_classes: int, test: Callable[[], Iterable],
              ood: Mapping[str, Callable[[], Iterable]] | None = None,
              corrupted: Mapping[tuple[str, int], Callable[[], Iterable]] | None = None,
-             ood_kinds: Sequence[str] = ("msp",), test_name: str = "test") -> tuple[dict[str, float], str]:
+             ood_kinds: Sequence[str] = ("msp",), test_name: str = "test",
+             on_predictions: OnPredictions | None = None) -> tuple[dict[str, float], str]:
     """Flat metrics over the clean test set, each OOD set and each corrupted set (each a
     function returning fresh batches), plus `test/ms_per_example` and `test/num_examples`;
-    returns them and the clean set's data fingerprint."""
+    returns them and the clean set's data fingerprint. `on_predictions` receives each set's
+    per-example predictions."""
+    keep = on_predictions is not None
     start = time.perf_counter()
     clean = score_dataset(predict, params, test(), mesh, num_classes=num_classes, what="the test set",
-                          with_members=True, with_fingerprint=True)
+                          with_members=True, with_fingerprint=True, keep=keep)
     seconds = time.perf_counter() - start
+    if keep:
+        on_predictions("test", None, clean.predictions())
     ood_results: dict[str, dict[str, float]] = {}
     for name, batches in (ood or {}).items():
         scores = score_dataset(predict, params, batches(), mesh, num_classes=num_classes, what=f"the OOD set {name}",
-                               ood_kinds=ood_kinds, classify=False)
+                               ood_kinds=ood_kinds, classify=False, keep=keep)
+        if keep:
+            on_predictions("ood", name, scores.predictions())
         for kind, metric in scores.ood.items():
             ood_results[name if kind == "msp" else f"{name}_{kind}"] = metric.result()
     corrupted_results = {}
     for key, batches in (corrupted or {}).items():
         scores = score_dataset(predict, params, batches(), mesh, num_classes=num_classes,
-                               what=f"the corrupted set {key[0]}_{key[1]}")
+                               what=f"the corrupted set {key[0]}_{key[1]}", keep=keep)
+        if keep:
+            on_predictions("corrupted", key, scores.predictions())
         corrupted_results[key] = scores.classification()
     flat = ub_metrics.flatten_results(clean.classification(), ood=ood_results, corrupted=corrupted_results or None)
     flat["test/ms_per_example"] = 1000.0 * seconds / clean.count

@@ -33,11 +33,12 @@ from uncertainty_baselines import datasets as ub_datasets
 from uncertainty_baselines.jax_training import checkpoints, config as config_lib, data as data_lib
 from uncertainty_baselines.jax_training import evaluation, loop, optim, pretrained, vit
 from uncertainty_baselines.jax_training.method import Method
-from uncertainty_baselines.runs import checkpoint, lifecycle, lock, progress, summaries
+from uncertainty_baselines.runs import checkpoint, lifecycle, lock, predictions, progress, summaries
 from uncertainty_baselines.runs import output_dir as output_dir_lib
 
 # Config fields that do not change the result; they may differ when a run is resumed.
-RESULT_NEUTRAL = ("output_dir", "data_dir", "overwrite", "keep_checkpoints", "log_interval_s", "cache_eval")
+RESULT_NEUTRAL = ("output_dir", "data_dir", "overwrite", "save_predictions", "keep_checkpoints", "log_interval_s",
+                  "cache_eval")
 # Every config's common fields (a method adds its own, and `model` holds ViT fields).
 COMMON_FIELDS = ("method", "dataset", "seed", "train_examples", "batch_size", "eval_batch_size",
                  "train_epochs", "num_devices", "ood_datasets", "corruption_types", "severities",
@@ -94,8 +95,11 @@ def _check(errors: list[str]) -> None:
 
 
 def run(config: ml_collections.ConfigDict, method: Method, *, output_dir: str | pathlib.Path,
-        data_dir: str | None = None, overwrite: bool = False, config_file: str | None = None) -> dict[str, Any]:
-    """The whole run (see the module docstring); returns the final flat metrics.
+        data_dir: str | None = None, overwrite: bool = False, config_file: str | None = None,
+        save_predictions: bool = False) -> dict[str, Any]:
+    """The whole run (see the module docstring); returns the final flat metrics. With
+    `save_predictions` the final evaluation also writes every evaluated set's per-example
+    logits, ids and labels to `<output_dir>/predictions/` (format: runs/predictions.py).
 
     Raises config.ConfigError, pretrained.PretrainedError, ub.datasets.DataNotFoundError
     (all before the output folder is touched), lock.FolderLockedError,
@@ -125,7 +129,7 @@ def run(config: ml_collections.ConfigDict, method: Method, *, output_dir: str | 
     opt_state = tx.init(params)
 
     flat_flags = {"method": method.name, **config_lib.flatten(config), "output_dir": str(output_dir),
-                  "data_dir": data_dir, "overwrite": overwrite}
+                  "data_dir": data_dir, "overwrite": overwrite, "save_predictions": save_predictions}
     num_params = int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))
     started = lifecycle.start_run(output_dir, flat_flags, overwrite=overwrite, ignore=RESULT_NEUTRAL,
                                   started_at=started_at)
@@ -134,7 +138,7 @@ def run(config: ml_collections.ConfigDict, method: Method, *, output_dir: str | 
                      output_dir, method.name, mesh.size)
         record, fingerprint = train_and_evaluate(
             config, model, params, opt_state, tx, lr_fn, mesh, data, method, pathlib.Path(output_dir),
-            steps_per_epoch, started_at)
+            steps_per_epoch, started_at, save_predictions)
         metrics = {k: v for k, v in record.items() if "/" in k}
         started.finish(
             metrics=metrics, seed=config.seed, data_fingerprint=fingerprint,
@@ -155,9 +159,11 @@ def run(config: ml_collections.ConfigDict, method: Method, *, output_dir: str | 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: Any, opt_state: Any, tx: Any,
                        lr_fn: Any, mesh: Any, data: data_lib.ImageData, method: Method, output_dir: pathlib.Path,
-                       steps_per_epoch: int, started_at: float) -> tuple[dict[str, Any], str | None]:
-    """Train `config.train_epochs` epochs from the latest checkpoint, evaluating each;
-    returns the last metrics record (plus `earlier_wall_time_s`) and the test data fingerprint."""
+                       steps_per_epoch: int, started_at: float, save_predictions: bool = False
+                       ) -> tuple[dict[str, Any], str | None]:
+    """Train `config.train_epochs` epochs from the latest checkpoint, evaluating each (the
+    last evaluation's predictions saved when `save_predictions`); returns the last metrics
+    record (plus `earlier_wall_time_s`) and the test data fingerprint."""
     ckpt_dir = output_dir / checkpoint.SUBDIR
     start_epoch, step, earlier_wall_s, fingerprint = 0, 0, 0.0, None
     restored = checkpoints.restore_latest(ckpt_dir, {"params": params, "opt_state": opt_state})
@@ -197,6 +203,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: An
             last = epoch + 1 == config.train_epochs
             with_corrupted = bool(data.corrupted) and (
                 (epoch + 1) % config.corruptions_interval == 0 or last)
+            saver = predictions.PredictionsWriter(output_dir / predictions.SUBDIR) if save_predictions and last else None
             try:
                 flat, fingerprint = evaluation.evaluate(
                     predict, state.params, mesh, num_classes=data.num_classes,
@@ -204,9 +211,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: An
                     ood={name: (lambda ds=ds: data_lib.eval_batches(ds, eval_batch)) for name, ds in data.ood.items()},
                     corrupted={key: (lambda ds=ds: data_lib.eval_batches(ds, eval_batch))
                                for key, ds in data.corrupted.items()} if with_corrupted else None,
-                    ood_kinds=method.ood_scores, test_name=config.dataset)
+                    ood_kinds=method.ood_scores, test_name=config.dataset,
+                    on_predictions=saver.add if saver else None)
             except loop.NonFiniteError as e:
+                if saver:
+                    saver.abort()
                 raise loop.NonFiniteError(f"evaluation after epoch {epoch + 1} (step {step}): {e}") from None
+            if saver:
+                logging.info("saved predictions to %s", saver.commit(step=step, num_classes=data.num_classes))
             nll = sums["loss_sum"] / sums["examples"]
             train_metrics = {
                 "train/loss": nll, "train/negative_log_likelihood": nll,
@@ -259,7 +271,7 @@ def _versions(names: tuple[str, ...]) -> dict[str, str | None]:
 
 def main(method: Method) -> None:
     """A baseline script's entry point: `--config=FILE [--config.<field>=value ...]
-    --output_dir=DIR [--data_dir=DIR] [--overwrite]`. Bad input (config file, override,
+    --output_dir=DIR [--data_dir=DIR] [--overwrite] [--save_predictions]`. Bad input (config file, override,
     config values, pretrained checkpoint, missing data) exits with status 2 and one
     `error:` line before anything is written."""
     # The run-location flags (result-neutral); defined once per process (the same names as
@@ -270,6 +282,9 @@ def main(method: Method) -> None:
         flags.DEFINE_string("data_dir", None, "Prepared datasets (default: $UB_DATA_DIR, else TFDS's).")
     if "overwrite" not in flags.FLAGS:
         flags.DEFINE_bool("overwrite", False, "Delete a run with another config in --output_dir.")
+    if "save_predictions" not in flags.FLAGS:
+        flags.DEFINE_bool("save_predictions", False, "Write the final evaluation's per-example predictions "
+                          "to <output_dir>/predictions/ (runs/predictions.py).")
 
     def parse(argv: list[str]) -> tuple[ml_collections.ConfigDict, str]:
         path, _, rest = config_lib.split_config_args(argv[1:])
@@ -287,7 +302,7 @@ def main(method: Method) -> None:
         values = flags.FLAGS
         try:
             run(config, method, output_dir=values.output_dir, data_dir=values.data_dir,
-                overwrite=values.overwrite, config_file=path)
+                overwrite=values.overwrite, config_file=path, save_predictions=values.save_predictions)
         except (config_lib.ConfigError, pretrained.PretrainedError, ub_datasets.DataNotFoundError,
                 lock.FolderLockedError, output_dir_lib.OutputDirError) as e:
             config_lib.exit_on_error(e)
