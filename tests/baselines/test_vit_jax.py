@@ -187,3 +187,13 @@ def test_bad_input_exits_2_with_one_clear_line_before_writing(args, message, dat
     assert status == 2
     assert message in err and "error:" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name, script", [("cifar10_vit_deterministic", "deterministic"),
+                                          ("cifar10_vit_batchensemble", "batchensemble"),
+                                          ("cifar10_vit_b16_finetune", "deterministic")])
+def test_the_shipped_configs_are_valid_for_their_scripts(name, script):
+    errors = experiment.config_errors(config_lib.load_config_file(REPO / CONFIGS / f"{name}.py"), script_method(script))
+    # The fine-tuning recipe needs the user's pretrained checkpoint, and says so.
+    assert errors == (["model_init: pretrained checkpoint /path/to/ViT-B_16.npz does not exist"]
+                      if name.endswith("finetune") else [])
