@@ -103,7 +103,7 @@ def test_older_runs_degrade_gracefully_and_say_what_is_missing(two_runs, tmp_pat
     text = report.render_report(report.load_runs([two_runs[0], old, no_ood]))
     page = Page(text)
     assert "command not recorded (the run predates it)" in text and "--train_epochs=3" in text
-    assert re.search(r"Reliability diagram unavailable for old-run: not recorded: the run predates curves.jsonl", text)
+    assert re.search(r"Reliability diagram unavailable for old-run: not recorded: the run has no curves.jsonl", text)
     assert re.search(r"No ROC curve for old-run: ROC curves not recorded.*AUROC is in the table", text)
     assert re.search(r"No ROC curve for no-ood: not evaluated on OOD sets", text)
     assert "Not evaluated on corrupted sets: no-ood" in text

@@ -195,7 +195,8 @@ def _provenance_table(runs: Sequence[RunData]) -> str:
 def availability(run: RunData) -> dict[str, str]:
     """For each kind of picture, 'yes' or why it is not drawn for this run."""
     metrics, last = run.metrics, run.last_curves
-    predates = "not recorded: the run predates curves.jsonl (re-evaluate it with --eval_only to record it)"
+    predates = ("not recorded: the run has no curves.jsonl (it predates it, or its baseline does not write it; "
+                "an --eval_only re-evaluation records it)")
     if run.is_regression:
         reliability = ood = corrupted = "not applicable (regression)"
     else:
