@@ -59,11 +59,13 @@ def truncate_metrics(output_dir: str | os.PathLike, after_step: int) -> int:
 class SummaryWriter:
     """Writes each evaluation's flat metrics to TensorBoard and to `metrics.jsonl`."""
 
-    def __init__(self, output_dir: str | os.PathLike, *, tensorboard: bool = True):
-        self.output_dir = pathlib.Path(output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, output_dir: str | os.PathLike, *, tensorboard: bool = True, files: bool = True):
+        """`files=False` writes nothing and only returns the records (a non-chief worker)."""
+        self.output_dir, self._files = pathlib.Path(output_dir), files
+        if files:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
         self._tb = None
-        if tensorboard:
+        if tensorboard and files:
             import tensorflow as tf  # Deferred: JAX/torch-only users may skip TensorBoard.
             from tensorflow.core.framework import summary_pb2
             self._tf = tf
@@ -76,6 +78,8 @@ class SummaryWriter:
         """Append one record (step, `context` such as epoch, then metrics) and log scalars."""
         record = {"step": int(step), **context,
                   **{k: _finite_or_none(v) for k, v in metrics.items()}}
+        if not self._files:
+            return record
         with open(self.output_dir / METRICS_FILE, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()

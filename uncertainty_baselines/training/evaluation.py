@@ -19,6 +19,7 @@ from uncertainty_baselines.runs import curves as run_curves
 from uncertainty_baselines.runs import predictions as run_predictions
 from uncertainty_baselines.runs.run_record import fingerprint
 from uncertainty_baselines.runs.progress import Progress
+from uncertainty_baselines.training import distribution
 
 PredictFn = Callable[[Any], dict[str, np.ndarray]]
 # evaluate's on_predictions: (kind "test" | "ood" | "corrupted", key, checked predictions).
@@ -182,9 +183,10 @@ def data_fingerprint(name: str, dataset: Iterable, strategy: tf.distribute.Strat
     Identifies the exact data and preprocessing in the run record; padded rows are skipped.
     """
     ids, labels, sums = [], [], []
+    gather = tf.function(lambda batch: distribution.gather_in_graph(strategy, batch))
     for batch in dataset:
-        local = {k: np.concatenate([np.asarray(t) for t in strategy.experimental_local_results(v)])
-                 for k, v in batch.items() if k in ("id", "labels", "features", "mask")}
+        batch = gather({k: v for k, v in batch.items() if k in ("id", "labels", "features", "mask")})
+        local = {k: distribution.host_values(strategy, v) for k, v in batch.items()}
         keep = local["mask"] > 0
         features = local["features"][keep]
         bits = features.view(np.int32) if features.dtype == np.float32 else features

@@ -139,7 +139,7 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
                        corruptions_interval: int = 0, steps_per_loop: int = 50,
                        log_interval_s: float = 30.0, train_fn: loop.TrainFn | None = None,
                        save_predictions: bool = False,
-                       started_at: float | None = None) -> dict[str, Any]:
+                       started_at: float | None = None, chief: bool = True) -> dict[str, Any]:
     """Train for `train_epochs` epochs (resuming from the latest checkpoint), evaluating each epoch.
 
     `method` supplies the seams (loss, extra loss terms, batch formatter seeded from
@@ -153,7 +153,9 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
     Returns the last evaluation record plus `earlier_wall_time_s`: the wall time the earlier
     processes of a resumed run spent up to their last checkpoint (each checkpoint keeps the
     total since `started_at`, a time.time(); default: this call). Raises NonFiniteError on a
-    NaN or infinite loss or evaluation output, leaving the checkpoints as they were.
+    NaN or infinite loss or evaluation output, leaving the checkpoints as they were. A
+    non-`chief` worker of a multi-worker run computes everything alike but writes nothing:
+    it resumes from the chief's checkpoints (`output_dir` on a shared file system).
     """
     started_at = time.time() if started_at is None else started_at
     output_dir = pathlib.Path(output_dir)
@@ -175,11 +177,12 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
         start_epoch, step = restored.state["epoch"], restored.step
         earlier_wall_s = restored.state.get("wall_time_s", 0.0)
         logging.info("resumed from %s (epoch %d, step %d)", restored.path, start_epoch, step)
-    summaries.truncate_metrics(output_dir, after_step=step)
+    if chief:
+        summaries.truncate_metrics(output_dir, after_step=step)
     records = summaries.read_metrics(output_dir)
     record = records[-1] if records else {}
 
-    writer = summaries.SummaryWriter(output_dir)
+    writer = summaries.SummaryWriter(output_dir, files=chief)
     iterator = iter(data.train)
     loop.skip_steps(iterator, step)
     bar = progress.Progress(train_epochs * data.steps_per_epoch, initial=step, every_s=log_interval_s)
@@ -206,7 +209,7 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
             with_corrupted = bool(data.corrupted) and corruptions_interval > 0 and (
                 (epoch + 1) % corruptions_interval == 0 or last)
             recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
-            saver = evaluation.PredictionsSaver(output_dir / predictions.SUBDIR if save_predictions and last
+            saver = evaluation.PredictionsSaver(output_dir / predictions.SUBDIR if save_predictions and last and chief
                                                 else None)
             try:
                 flat, _ = evaluation.evaluate(
@@ -226,9 +229,10 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
                 "train/learning_rate": float(np.asarray(optimizer.learning_rate)),
             }
             record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
-            curves.append_curves(output_dir, step, recorder.curves, epoch=epoch + 1)
+            if chief:
+                curves.append_curves(output_dir, step, recorder.curves, epoch=epoch + 1)
             logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, format_metrics(record))
-            if (epoch + 1) % checkpoint_interval == 0 or last:
+            if chief and ((epoch + 1) % checkpoint_interval == 0 or last):
                 path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {
                     "epoch": epoch + 1, "wall_time_s": earlier_wall_s + time.time() - started_at})
                 checkpoint.keep_last(ckpt_dir, keep_checkpoints)
@@ -379,6 +383,17 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
         if strategy.num_replicas_in_sync > 1:
             distribution.synchronize_batch_norm(model)
         optimizer = task.optimizer(config, data.steps_per_epoch, train_batch_size(config, method))
+    chief = distribution.is_chief(strategy)
+    if not chief:  # A multi-worker run's other workers: the same work and collectives, no files.
+        if config.eval_only:
+            metrics, _ = evaluate_checkpoint(model=model, strategy=strategy, data=data,
+                                             run_dir=config.checkpoint_dir, method=method)
+        else:
+            metrics = train_and_evaluate(**train_args(config, method, model, optimizer, strategy, data,
+                                                      started_at), chief=False)
+        evaluation.data_fingerprint(config.dataset, data.test, strategy)  # The chief's run.json gathers it.
+        distribution.barrier(strategy)
+        return metrics
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
                               ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
     logging.info("%s %s (%s) on %d replica(s)", "resuming" if run.resuming else "starting",
@@ -392,13 +407,7 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
         metrics = summaries.SummaryWriter(config.output_dir).write(step, metrics, eval_only=True)
         curves.append_curves(config.output_dir, step, recorder.curves, eval_only=True)
     else:
-        metrics = train_and_evaluate(
-            model=model, optimizer=optimizer, strategy=strategy, data=data, method=method,
-            seed=config.seed, output_dir=config.output_dir, train_epochs=config.train_epochs,
-            global_batch_size=train_batch_size(config, method), checkpoint_interval=config.checkpoint_interval,
-            keep_checkpoints=config.keep_checkpoints, corruptions_interval=getattr(config, "corruptions_interval", 0),
-            steps_per_loop=config.steps_per_loop, log_interval_s=config.log_interval_s,
-            started_at=started_at, save_predictions=bool(getattr(config, "save_predictions", False)))
+        metrics = train_and_evaluate(**train_args(config, method, model, optimizer, strategy, data, started_at))
     run.finish(
         metrics={k: v for k, v in metrics.items() if "/" in k}, seed=config.seed,
         data_fingerprint=evaluation.data_fingerprint(config.dataset, data.test, strategy), model=spec,
@@ -406,8 +415,21 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
         extra={"method": method.name, "num_params": model.count_params(),
                "num_replicas": strategy.num_replicas_in_sync, "train_examples": data.num_train_examples,
                "steps": metrics.get("step"), "checkpoint_dir": checkpoint.SUBDIR})
+    distribution.barrier(strategy)
     print(results_table(metrics, num_params=model.count_params()))
     return metrics
+
+
+def train_args(config: Any, method: method_lib.Method, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+               strategy: tf.distribute.Strategy, data: ImageData, started_at: float) -> dict[str, Any]:
+    """`train_and_evaluate`'s arguments from the flags."""
+    return dict(
+        model=model, optimizer=optimizer, strategy=strategy, data=data, method=method,
+        seed=config.seed, output_dir=config.output_dir, train_epochs=config.train_epochs,
+        global_batch_size=train_batch_size(config, method), checkpoint_interval=config.checkpoint_interval,
+        keep_checkpoints=config.keep_checkpoints, corruptions_interval=getattr(config, "corruptions_interval", 0),
+        steps_per_loop=config.steps_per_loop, log_interval_s=config.log_interval_s, started_at=started_at,
+        save_predictions=bool(getattr(config, "save_predictions", False)))
 
 
 def set_up(config: Any, method: method_lib.Method, task: Task | None = None
@@ -418,8 +440,10 @@ def set_up(config: Any, method: method_lib.Method, task: Task | None = None
     task.validate(config, method.validate(config))
     if config.strategy == "mirrored" and config.num_cores:
         distribution.split_cpu(config.num_cores)  # No-op with GPUs; else N logical CPUs.
+    # Before any TF op: a multi-worker strategy configures collectives at TF's start-up.
+    strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu,
+                                         getattr(config, "peer_timeout_s", 300.0))
     loop.enable_determinism(config.seed)
-    strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu)
     return strategy, task.load_data(config, strategy, train_batch_size(config, method))
 
 
@@ -495,7 +519,8 @@ def run_from_flags(flag_values: Any, method: method_lib.Method,
         run(task.config(flag_values, method.method_flags), method, task)
     except ub_flags.InvalidFlagsError as e:
         raise app.UsageError(str(e)) from None
-    except (NonFiniteError, lock.FolderLockedError, output_dir_lib.OutputDirError, MemberError) as e:
+    except (NonFiniteError, lock.FolderLockedError, output_dir_lib.OutputDirError, MemberError,
+            distribution.ClusterError) as e:
         logging.error("%s", e)
         sys.exit(f"stopped: {e}")
 

@@ -15,13 +15,14 @@ from typing import Any, Iterable, Sequence
 
 from absl import flags
 
+from uncertainty_baselines.training import distribution
 from uncertainty_baselines.training.distribution import STRATEGIES
 from uncertainty_baselines.training.schedules import SCHEDULES
 
 # Flags that do not change the result: a restart may change them and still resume.
 RESULT_NEUTRAL_FLAGS = ("output_dir", "overwrite", "data_dir", "download_data", "eval_only",
                         "checkpoint_dir", "keep_checkpoints", "steps_per_loop", "log_interval_s", "save_predictions",
-                        "tpu")
+                        "tpu", "peer_timeout_s")
 
 
 class InvalidFlagsError(ValueError):
@@ -53,10 +54,14 @@ def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> Non
                       "(uncertainty_baselines/runs/predictions.py).")
     flags.DEFINE_enum("strategy", "cpu", STRATEGIES, "cpu: one device; mirrored: MirroredStrategy "
                       "over local GPUs, else CPUs (batch-norm statistics are then synchronised, i.e. "
-                      "taken over the global batch); tpu: TPUStrategy.")
+                      "taken over the global batch); multi_worker: MultiWorkerMirroredStrategy over "
+                      "the processes of the TF_CONFIG cluster (one per machine; the chief writes, "
+                      "docs: baselines/imagenet/README.md); tpu: TPUStrategy.")
     flags.DEFINE_integer("num_cores", None, "Replicas for --strategy=mirrored (default: all local "
                          "devices). Without GPUs the CPU is split into this many logical devices.")
     flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' for local).")
+    flags.DEFINE_float("peer_timeout_s", 300.0, "--strategy=multi_worker: seconds to wait for every "
+                       "peer at the start, and for any collective (a killed worker fails the others).")
     flags.DEFINE_integer("steps_per_loop", 50, "Training steps per tf.function call (speed only).")
     flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
 
@@ -172,11 +177,17 @@ def num_replicas(strategy: str, num_cores: int | None) -> int | None:
     """Replicas a strategy will have, without creating it (None when only the TPU knows)."""
     if strategy == "cpu":
         return 1
+    import tensorflow as tf
     if strategy == "mirrored":
         if num_cores is not None:
             return num_cores
-        import tensorflow as tf
         return len(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+    if strategy == "multi_worker":  # Each worker's GPUs, else one CPU.
+        try:
+            workers = sum(len(v) for v in distribution.read_tf_config().cluster.values())
+        except distribution.ClusterError:
+            return None  # Reported by run_flag_errors.
+        return workers * (len(tf.config.list_physical_devices("GPU")) or 1)  # (Leaves TF uninitialised.)
     return None
 
 
@@ -264,6 +275,11 @@ def run_flag_errors(values: Any) -> list[str]:
                   "(it would overwrite the training run's run.json and metrics)")
     check(values.strategy != "mirrored" or values.num_cores is None or values.num_cores >= 1,
           f"--num_cores must be >= 1, got {values.num_cores}")
+    if values.strategy == "multi_worker":
+        try:
+            distribution.read_tf_config()
+        except distribution.ClusterError as e:
+            errors.append(str(e))
     return errors
 
 

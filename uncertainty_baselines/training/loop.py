@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from uncertainty_baselines.training import distribution
 from uncertainty_baselines.training import method as method_lib
 
 TrainFn = Callable[[Iterator, int], dict[str, Any]]
@@ -140,12 +141,11 @@ def make_predict_fn(model: keras.Model, strategy: tf.distribute.Strategy,
 
     @tf.function
     def predict_batch(batch):
-        return strategy.run(replica_fn, args=(batch,))
+        return distribution.gather_in_graph(strategy, strategy.run(replica_fn, args=(batch,)))
 
     def run(batch) -> dict[str, np.ndarray]:
         out = predict_batch(batch)
-        return {k: np.concatenate([np.asarray(t) for t in strategy.experimental_local_results(v)])
-                for k, v in out.items()}
+        return {k: distribution.host_values(strategy, v) for k, v in out.items()}
 
     return run
 
