@@ -9,6 +9,8 @@ is carved off train with ``validation_percent``. Two preprocessings:
     87.5 % crop resized to 224; scaled to [-1, 1].
 The robustness sets (ImageNet-A, -R, -V2 and ImageNet-C) share the labels and the eval
 preprocessing; ImageNet-C images are already 224x224 central crops and are only scaled.
+``image_size`` (default 224) changes the crop size (eval: shorter side resized to
+image_size x 256 / 224 first; ImageNet-C resized): small sizes for tests and quick runs.
 """
 from __future__ import annotations
 
@@ -27,32 +29,33 @@ PREPROCESSINGS = tuple(AREA_RANGE)
 
 
 def random_resized_crop(image: tf.Tensor, seed: tf.Tensor,
-                        area_range: tuple[float, float]) -> tf.Tensor:
+                        area_range: tuple[float, float], size: int = IMAGE_SIZE) -> tf.Tensor:
     """Crop a random box (area fraction in area_range, aspect 3/4-4/3) and resize it to
-    224x224 (float32, bilinear); the whole image when no box is found in 10 attempts."""
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+    size x size (float32, bilinear); the whole image when no box is found in 10 attempts."""
+    begin, size_, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), bounding_boxes=tf.zeros([1, 0, 4]), seed=seed,
         min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3), area_range=area_range,
         max_attempts=10, use_image_if_no_bounding_boxes=True)
-    crop = tf.slice(image, begin, size)
-    return tf.image.resize(crop, (IMAGE_SIZE, IMAGE_SIZE))
+    crop = tf.slice(image, begin, size_)
+    return tf.image.resize(crop, (size, size))
 
 
-def resize_and_center_crop(image: tf.Tensor) -> tf.Tensor:
-    """Resize the shorter side to 256 (aspect kept) and take the central 224x224 (float32)."""
+def resize_and_center_crop(image: tf.Tensor, size: int = IMAGE_SIZE) -> tf.Tensor:
+    """Resize the shorter side to 256 (size x 256 / 224; aspect kept) and take the central
+    224x224 (size x size; float32)."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = RESIZE_SIZE / tf.reduce_min(shape)
+    scale = round(size * RESIZE_SIZE / IMAGE_SIZE) / tf.reduce_min(shape)
     new_shape = tf.cast(tf.round(shape * scale), tf.int32)
     resized = tf.image.resize(image, new_shape)
-    top = (new_shape[0] - IMAGE_SIZE) // 2
-    left = (new_shape[1] - IMAGE_SIZE) // 2
-    return resized[top:top + IMAGE_SIZE, left:left + IMAGE_SIZE]
+    top = (new_shape[0] - size) // 2
+    left = (new_shape[1] - size) // 2
+    return resized[top:top + size, left:left + size]
 
 
-def central_crop_and_resize(image: tf.Tensor) -> tf.Tensor:
-    """The central 87.5 % of each side, resized to 224x224 (float32; Inception eval)."""
+def central_crop_and_resize(image: tf.Tensor, size: int = IMAGE_SIZE) -> tf.Tensor:
+    """The central 87.5 % of each side, resized to size x size (float32; Inception eval)."""
     crop = tf.image.central_crop(image, INCEPTION_CENTRAL_FRACTION)
-    return tf.image.resize(crop, (IMAGE_SIZE, IMAGE_SIZE))
+    return tf.image.resize(crop, (size, size))
 
 
 class ImageNetDataset(ImageDataset):
@@ -67,17 +70,22 @@ class ImageNetDataset(ImageDataset):
     MEAN = (0.485, 0.456, 0.406)
     STD = (0.229, 0.224, 0.225)
 
-    def __init__(self, split: str = "train", *, preprocessing: str = "resnet", **kwargs: Any):
-        """preprocessing: 'resnet' or 'inception' (see the module docstring)."""
+    def __init__(self, split: str = "train", *, preprocessing: str = "resnet", image_size: int = IMAGE_SIZE,
+                 **kwargs: Any):
+        """preprocessing: 'resnet' or 'inception' (see the module docstring); image_size:
+        the side of the square the model sees."""
         if preprocessing not in PREPROCESSINGS:
             raise ValueError(f"preprocessing must be one of {PREPROCESSINGS}, "
                              f"got {preprocessing!r}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
         self.preprocessing = preprocessing
+        self.image_size = int(image_size)
         super().__init__(split, **kwargs)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        return (IMAGE_SIZE, IMAGE_SIZE, 3)
+        return (self.image_size, self.image_size, 3)
 
     def _scale(self, image: tf.Tensor) -> tf.Tensor:
         """Pixel values [0, 255] -> normalised ('resnet') or [-1, 1] ('inception')."""
@@ -89,11 +97,11 @@ class ImageNetDataset(ImageDataset):
         """The 224x224 region the model sees (random on training, central on eval)."""
         if seed is not None:
             crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-            crop = random_resized_crop(image, crop_seed, AREA_RANGE[self.preprocessing])
+            crop = random_resized_crop(image, crop_seed, AREA_RANGE[self.preprocessing], self.image_size)
             return tf.image.stateless_random_flip_left_right(crop, seed=flip_seed)
         if self.preprocessing == "resnet":
-            return resize_and_center_crop(image)
-        return central_crop_and_resize(image)
+            return resize_and_center_crop(image, self.image_size)
+        return central_crop_and_resize(image, self.image_size)
 
     def preprocess_image(self, image: tf.Tensor, seed: tf.Tensor | None) -> tf.Tensor:
         return tf.ensure_shape(self._scale(self._crop(image, seed)), self.output_shape)
@@ -138,4 +146,6 @@ class ImageNetCorruptedDataset(CorruptedImageDataset, ImageNetDataset):
 
     def _crop(self, image: tf.Tensor, seed: tf.Tensor | None) -> tf.Tensor:
         del seed  # Evaluation only.
+        if self.image_size != IMAGE_SIZE:
+            return tf.image.resize(image, (self.image_size, self.image_size))
         return tf.cast(image, tf.float32)

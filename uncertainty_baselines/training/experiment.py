@@ -80,13 +80,15 @@ def train_subset(name: str, num_examples: int | None, **kwargs: Any) -> ub_datas
 
 
 def load_image_data(values: Any, strategy: tf.distribute.Strategy, *, with_corrupted: bool,
-                    train_batch_size: int | None = None) -> ImageData:
+                    train_batch_size: int | None = None, dataset_kwargs: Mapping[str, Any] | None = None
+                    ) -> ImageData:
     """Datasets named by the common image flags (see `training.flags`), loaded for `strategy`.
 
     Training batches hold `train_batch_size` examples (default `values.batch_size`; fewer
-    when a method repeats each example, see `Method.batch_repetitions`)."""
+    when a method repeats each example, see `Method.batch_repetitions`); `dataset_kwargs`
+    go to every in-distribution set (train, test, corrupted; e.g. ImageNet's image_size)."""
     train_batch_size = train_batch_size or values.batch_size
-    on_disk = {"data_dir": values.data_dir, "download_data": values.download_data}
+    on_disk = {"data_dir": values.data_dir, "download_data": values.download_data, **(dataset_kwargs or {})}
     train = train_subset(values.dataset, values.train_examples, seed=values.seed, **on_disk)
     test = ub_datasets.get(values.dataset, "test", **on_disk)
     eval_batch = values.eval_batch_size or values.batch_size
@@ -447,10 +449,12 @@ def set_up(config: Any, method: method_lib.Method, task: Task | None = None
     return strategy, task.load_data(config, strategy, train_batch_size(config, method))
 
 
-def image_data(config: Any, strategy: tf.distribute.Strategy, train_batch_size: int) -> ImageData:
+def image_data(config: Any, strategy: tf.distribute.Strategy, train_batch_size: int,
+               dataset_kwargs: Mapping[str, Any] | None = None) -> ImageData:
     """`load_image_data` with the corrupted sets when the flags evaluate them."""
     with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
-    return load_image_data(config, strategy, with_corrupted=with_corrupted, train_batch_size=train_batch_size)
+    return load_image_data(config, strategy, with_corrupted=with_corrupted, train_batch_size=train_batch_size,
+                           dataset_kwargs=dataset_kwargs)
 
 
 def predictions_dir(config: Any) -> pathlib.Path | None:

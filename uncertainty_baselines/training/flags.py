@@ -69,7 +69,8 @@ def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> Non
 def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, batch_size: int = 128,
                        base_learning_rate: float = 0.1, l2: float = 2e-4,
                        lr_decay_epochs: tuple[float, ...] = (0.3, 0.6, 0.8),
-                       ood_dataset: tuple[str, ...] = ("cifar100", "svhn_cropped")) -> None:
+                       ood_dataset: tuple[str, ...] = ("cifar100", "svhn_cropped"),
+                       lr_warmup_epochs: float = 1.0, lr_decay_ratio: float = 0.2) -> None:
     """Define the run flags and the image ones; the keyword arguments set the defaults a baseline needs."""
     define_run_flags(dataset=dataset, train_epochs=train_epochs, batch_size=batch_size)
     flags.DEFINE_bool("download_data", False, "Let TFDS download missing data (needs internet).")
@@ -78,10 +79,10 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
                        "Learning rate per 128 examples; the peak LR is this x batch_size / 128.")
     flags.DEFINE_enum("lr_schedule", "step", SCHEDULES, "step: the reference warm-up + x"
                       "--lr_decay_ratio at --lr_decay_epochs; cosine: warm-up + cosine decay to 0.")
-    flags.DEFINE_float("lr_warmup_epochs", 1.0, "Epochs of linear learning-rate warm-up.")
+    flags.DEFINE_float("lr_warmup_epochs", lr_warmup_epochs, "Epochs of linear learning-rate warm-up.")
     flags.DEFINE_list("lr_decay_epochs", [str(f) for f in lr_decay_epochs],
                       "Where the LR decays, as fractions of train_epochs (reference 60/120/160 of 200).")
-    flags.DEFINE_float("lr_decay_ratio", 0.2, "Factor applied to the LR at each decay.")
+    flags.DEFINE_float("lr_decay_ratio", lr_decay_ratio, "Factor applied to the LR at each decay.")
     flags.DEFINE_float("momentum", 0.9, "Nesterov momentum.")
     flags.DEFINE_float("l2", l2, "L2 coefficient on all weights, added to the loss (not decoupled).")
     # Evaluation.
