@@ -153,7 +153,7 @@ def run(config: ml_collections.ConfigDict, method: Method, *, output_dir: str | 
     except BaseException:
         started.folder_lock.release()
         raise
-    print(results_table(metrics, num_params))
+    print(summaries.results_table(metrics, num_params))
     return metrics
 
 
@@ -227,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: An
                 "train/learning_rate": float(lr_fn(step - 1)),
             }
             record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
-            logging.info("epoch %d/%d: %s", epoch + 1, config.train_epochs, format_metrics(record))
+            logging.info("epoch %d/%d: %s", epoch + 1, config.train_epochs, summaries.format_metrics(record))
             if (epoch + 1) % config.checkpoint_interval == 0 or last:
                 path = checkpoints.save(ckpt_dir, step, {"params": state.params, "opt_state": state.opt_state}, {
                     "epoch": epoch + 1, "wall_time_s": earlier_wall_s + time.time() - started_at,
@@ -241,22 +241,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: An
     finally:
         writer.close()
     return {**record, "earlier_wall_time_s": earlier_wall_s}, fingerprint
-
-
-def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> str:
-    """The final table: headline metrics (accuracy, NLL, ECE, corrupted, OOD, cost) if present."""
-    rows = summaries.headline_metrics(metrics)
-    if num_params is not None:
-        rows.append(("num_params", num_params))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
-    return "\n".join(lines)
-
-
-def format_metrics(metrics: Mapping[str, Any], keys: tuple[str, ...] = (
-        "train/loss", "train/accuracy", "test/accuracy", "test/negative_log_likelihood", "test/ece")) -> str:
-    return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
 
 
 def _versions(names: tuple[str, ...]) -> dict[str, str | None]:

@@ -29,6 +29,23 @@ def headline_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in rows if v is not None]
 
 
+def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> str:
+    """The final table: headline metrics (accuracy, NLL, ECE, corrupted, OOD, cost) if present."""
+    rows = headline_metrics(metrics)
+    if num_params is not None:
+        rows.append(("num_params", num_params))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
+    lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: Mapping[str, Any], keys: tuple[str, ...] = (
+        "train/loss", "train/accuracy", "test/accuracy", "test/negative_log_likelihood", "test/ece")) -> str:
+    """One progress line's worth of metrics."""
+    return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
+
+
 def read_metrics(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete lines of `metrics.jsonl` (a torn last line from a crash is ignored)."""
     path = pathlib.Path(output_dir) / METRICS_FILE
