@@ -32,6 +32,14 @@ def colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def run_colors(names: Sequence[str], palette: Mapping[str, Any] | None = None) -> list[Any]:
+    """A colour per run: `palette`'s (the same run keeps its colour in every figure of a
+    page), else distinct ones."""
+    if palette is not None:
+        return [palette[name] for name in names]
+    return colors(len(names))
+
+
 def png(fig: Figure) -> bytes:
     """The figure as PNG bytes."""
     FigureCanvasAgg(fig)
@@ -103,7 +111,8 @@ def corruption_types(metrics: Mapping[str, Any]) -> list[str]:
     return sorted({t for t, _ in _corrupted_cells(metrics, "accuracy")})
 
 
-def severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes | None:
+def severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]],
+                    palette: Mapping[str, Any] | None = None) -> bytes | None:
     """Accuracy, NLL and ECE against corruption severity (0 = the clean test set), one line
     per run: the mean over the corruption types, the bar spanning the types' min to max."""
     runs = [(name, m) for name, m in runs if _corrupted_cells(m, "accuracy")]
@@ -111,7 +120,7 @@ def severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes | No
         return None
     fig = Figure(figsize=(11, 3.4))
     axes = fig.subplots(1, 3)
-    palette = colors(len(runs))
+    palette = run_colors([name for name, _ in runs], palette)
     offsets = np.linspace(-0.12, 0.12, len(runs)) if len(runs) > 1 else [0.0]
     for ax, (metric, label, better) in zip(axes, CLASSIFICATION):
         for (name, m), color, dx in zip(runs, palette, offsets):
@@ -143,7 +152,8 @@ def severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes | No
     return png(fig)
 
 
-def corruption_type_figure(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes | None:
+def corruption_type_figure(runs: Sequence[tuple[str, Mapping[str, Any]]],
+                           palette: Mapping[str, Any] | None = None) -> bytes | None:
     """Accuracy, NLL and ECE per corruption type (mean over the evaluated severities), a bar
     per run."""
     runs = [(name, m) for name, m in runs if _corrupted_cells(m, "accuracy")]
@@ -152,7 +162,7 @@ def corruption_type_figure(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> byt
     types = sorted({t for _, m in runs for t in corruption_types(m)})
     fig = Figure(figsize=(min(11.0, 3.0 + 0.35 * len(types) * max(2, len(runs))), 2.3 * 3 + 0.8))
     axes = fig.subplots(3, 1, sharex=True)
-    palette = colors(len(runs))
+    palette = run_colors([name for name, _ in runs], palette)
     width = 0.8 / len(runs)
     for ax, (metric, label, better) in zip(axes, CLASSIFICATION):
         for i, ((name, m), color) in enumerate(zip(runs, palette)):
@@ -170,8 +180,8 @@ def corruption_type_figure(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> byt
     return png(fig)
 
 
-def type_severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]], metric: str = "accuracy"
-                         ) -> bytes | None:
+def type_severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]], metric: str = "accuracy",
+                         palette: Mapping[str, Any] | None = None) -> bytes | None:
     """`metric` against severity for each corruption type (a panel per type, a line per run
     starting at the clean value); None unless some run was evaluated at several severities."""
     runs = [(name, m) for name, m in runs if len({s for _, s in _corrupted_cells(m, metric)}) > 1]
@@ -183,7 +193,7 @@ def type_severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]], metric: 
     rows = -(-len(types) // cols)
     fig = Figure(figsize=(2.4 * cols, 2.0 * rows + 0.6))
     axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
-    palette = colors(len(runs))
+    palette = run_colors([name for name, _ in runs], palette)
     for ax, kind in zip(axes, types):
         for (name, m), color in zip(runs, palette):
             cells = sorted((s, v) for (t, s), v in _corrupted_cells(m, metric).items() if t == kind)
@@ -203,7 +213,8 @@ def type_severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]], metric: 
     return png(fig)
 
 
-def roc_figure(dataset: str, curves: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes | None:
+def roc_figure(dataset: str, curves: Sequence[tuple[str, Mapping[str, Any]]],
+               palette: Mapping[str, Any] | None = None) -> bytes | None:
     """ROC curves of one OOD set (OOD positive): a colour per run, a line style per score
     kind, the area under each curve in the legend."""
     if not curves:
@@ -212,7 +223,7 @@ def roc_figure(dataset: str, curves: Sequence[tuple[str, Mapping[str, Any]]]) ->
     ax = fig.subplots()
     names = list(dict.fromkeys(name for name, _ in curves))
     kinds = list(dict.fromkeys(entry["kind"] for _, entry in curves))
-    palette = dict(zip(names, colors(len(names))))
+    palette = dict(zip(names, run_colors(names, palette)))
     for name, entry in curves:
         area = float(np.trapezoid(entry["tpr"], entry["fpr"]))
         kind = entry["kind"]
@@ -239,7 +250,8 @@ def msp_ood_keys(keys: Sequence[str], metric: str = "auroc") -> list[str]:
     return sorted(f"ood/{s}{suffix}" for s in set(stems) if not s.endswith(tuple(f"_{kind}" for kind in SCORE_KINDS)))
 
 
-def training_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> bytes | None:
+def training_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                    palette: Mapping[str, Any] | None = None) -> bytes | None:
     """Training and evaluation curves from metrics.jsonl: a line per run over epochs (steps
     when a run has no epochs). A run with a single evaluation (an ensemble of finished
     runs, --eval_only) is a dotted horizontal line at its value."""
@@ -255,7 +267,7 @@ def training_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> 
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(3.0 * cols, 2.6 * rows + 0.5))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    palette = colors(len(runs))
+    palette = run_colors([name for name, _ in runs], palette)
     for ax, (key, label) in zip(axes, panels):
         for (name, lines), color in zip(runs, palette):
             points = [(line.get("epoch") if by_epoch else line["step"], line[key]) for line in lines
@@ -280,7 +292,8 @@ def training_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> 
     return png(fig)
 
 
-def splits_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> bytes | None:
+def splits_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                  palette: Mapping[str, Any] | None = None) -> bytes | None:
     """Per-split results of regression (UCI) runs: each split's test log-likelihood and RMSE,
     a column of points per run with the mean marked."""
     runs = [(name, lines) for name, lines in runs if lines and "split" in lines[0]]
@@ -291,7 +304,7 @@ def splits_figure(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> by
               (f"{part}/rmse", "RMSE (lower is better)")]
     fig = Figure(figsize=(max(5.0, 1.2 * len(runs) + 3), 3.4))
     axes = fig.subplots(1, 2)
-    palette = colors(len(runs))
+    palette = run_colors([name for name, _ in runs], palette)
     rng = np.random.default_rng(0)
     for ax, (key, label) in zip(axes, panels):
         for i, ((name, lines), color) in enumerate(zip(runs, palette)):

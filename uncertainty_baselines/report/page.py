@@ -239,6 +239,7 @@ def _availability_table(runs: Sequence[RunData]) -> str:
 
 def _group_sections(runs: Sequence[RunData]) -> list[str]:
     parts = []
+    palette = dict(zip([run.name for run in runs], figures.colors(len(runs))))
     # Reliability diagrams, a row per run: the clean test set, then all corrupted sets pooled.
     classifiers = [run for run in runs if not run.is_regression]
     if classifiers:
@@ -266,13 +267,15 @@ def _group_sections(runs: Sequence[RunData]) -> list[str]:
                   for reason, names in missing.items()]
     # Corruption: severity and type.
     metrics = [(run.name, run.metrics) for run in classifiers]
-    severity = figures.severity_figure(metrics)
+    severity = figures.severity_figure(metrics, palette)
     if severity:
         without = [run.name for run in classifiers if not figures.corruption_types(run.metrics)]
         parts.append("<h3>Accuracy, NLL and ECE against corruption severity</h3>")
         parts.append(_img(severity, "accuracy, NLL and ECE against corruption severity"))
-        parts.append(_img(figures.corruption_type_figure(metrics), "accuracy, NLL and ECE per corruption type"))
-        per_type = [(metric, figures.type_severity_figure(metrics, metric)) for metric, _, _ in figures.CLASSIFICATION]
+        parts.append(_img(figures.corruption_type_figure(metrics, palette),
+                          "accuracy, NLL and ECE per corruption type"))
+        per_type = [(metric, figures.type_severity_figure(metrics, metric, palette))
+                    for metric, _, _ in figures.CLASSIFICATION]
         parts.append("<div class='figures'>" + "".join(
             _img(png, f"{metric} per corruption type against severity") for metric, png in per_type if png) + "</div>")
         if without:
@@ -289,19 +292,19 @@ def _group_sections(runs: Sequence[RunData]) -> list[str]:
     if roc_by_set or any(run for run in classifiers if any(k.startswith("ood/") for k in run.metrics)):
         parts.append("<h3>OOD detection: ROC curves</h3>")
         parts.append("<div class='figures'>" + "".join(
-            _img(figures.roc_figure(name, entries), f"ROC curves on OOD set {name}")
+            _img(figures.roc_figure(name, entries, palette), f"ROC curves on OOD set {name}")
             for name, entries in sorted(roc_by_set.items())) + "</div>")
         parts += [f"<p class='missing'>No ROC curve for {_e(', '.join(names))}: {_e(reason)}.</p>"
                   for reason, names in no_roc.items()]
     # Training and evaluation curves; per-split results of regression runs.
-    training = figures.training_figure([(run.name, run.evaluations) for run in runs])
+    training = figures.training_figure([(run.name, run.evaluations) for run in runs], palette)
     if training:
         parts.append("<h3>Training and evaluation curves (metrics.jsonl)</h3>")
         parts.append(_img(training, "training and evaluation curves"))
         single = [run.name for run in runs if len(run.evaluations) == 1 and "split" not in run.evaluations[0]]
         if single:
             parts.append(f"<p class='note'>One evaluation only, drawn as a dotted level: {_e(', '.join(single))}.</p>")
-    splits = figures.splits_figure([(run.name, run.evaluations) for run in runs])
+    splits = figures.splits_figure([(run.name, run.evaluations) for run in runs], palette)
     if splits:
         parts.append("<h3>Results per split (metrics.jsonl)</h3>")
         parts.append(_img(splits, "results per split"))
