@@ -56,3 +56,32 @@ def test_flatten_results_reference_keys():
         flatten_results({"accuracy_blur": 0.5}, corrupted=GRID)
     with pytest.raises(ValueError, match="split"):
         flatten_results({"accuracy": 1.0}, split="a/b")
+
+
+def test_imagenet_c_mce_hand_computed_against_alexnet():
+    from uncertainty_baselines.metrics import ALEXNET_IMAGENET_C_ERRORS, imagenet_c_mce
+    # gaussian_noise: errors 0.5 at every severity -> CE = 0.5 / 0.886428; contrast: errors
+    # 0.1, 0.2, 0.3, 0.4, 0.5 (mean 0.3) -> CE = 0.3 / 0.853204.
+    accuracies = {("gaussian_noise", s): 0.5 for s in range(1, 6)}
+    accuracies.update({("contrast", s): 1.0 - 0.1 * s for s in range(1, 6)})
+    result = imagenet_c_mce(accuracies)
+    assert result["ce_gaussian_noise"] == pytest.approx(0.5 / 0.886428)
+    assert result["ce_contrast"] == pytest.approx(0.3 / 0.853204)
+    assert result["mce"] == pytest.approx((0.5 / 0.886428 + 0.3 / 0.853204) / 2)
+    # AlexNet itself scores mCE 1 (all 15 types).
+    alexnet = {(t, s): 1.0 - e for t, e in ALEXNET_IMAGENET_C_ERRORS.items() for s in range(1, 6)}
+    assert imagenet_c_mce(alexnet)["mce"] == pytest.approx(1.0)
+    assert len(ALEXNET_IMAGENET_C_ERRORS) == 15
+    with pytest.raises(ValueError, match="every severity 1-5"):
+        imagenet_c_mce({("contrast", 1): 0.9, ("contrast", 3): 0.8})
+    with pytest.raises(ValueError, match="no reference error"):
+        imagenet_c_mce({("speckle_noise", s): 0.5 for s in range(1, 6)})
+
+
+def test_imagenet_c_mce_from_flat_metrics_needs_every_severity():
+    from uncertainty_baselines.metrics import imagenet_c_mce_from_flat
+    flat = {f"test/accuracy_fog_{s}": 1.0 - 0.819324 / 2 for s in range(1, 6)}
+    flat["test/accuracy"] = 0.7
+    assert imagenet_c_mce_from_flat(flat) == pytest.approx({"test/ce_fog": 0.5, "test/mce": 0.5})
+    del flat["test/accuracy_fog_5"]
+    assert imagenet_c_mce_from_flat(flat) == {}

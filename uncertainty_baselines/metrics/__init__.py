@@ -7,7 +7,8 @@ from uncertainty_baselines.metrics.classification import (
 from uncertainty_baselines.metrics.conformal import (
     SplitConformal, conformal_threshold, label_scores, raps_parameters, set_coverage, set_size)
 from uncertainty_baselines.metrics.corruption import (
-    aggregate_corrupted, corruption_errors, mean_corruption_error)
+    ALEXNET_IMAGENET_C_ERRORS, aggregate_corrupted, corruption_errors, imagenet_c_mce, imagenet_c_mce_from_flat,
+    mean_corruption_error)
 from uncertainty_baselines.metrics.ensemble import (
     EnsembleMetrics, disagreement, ensemble_nll, entropy, gibbs_nll, log_mean_exp,
     mutual_information, predictive_entropy)
@@ -24,12 +25,13 @@ from uncertainty_baselines.metrics.selective import (
 from uncertainty_baselines.metrics.temperature import apply_temperature, fit_temperature
 
 __all__ = [
-    "AdaptiveCalibrationError", "ClassificationMetrics", "EnsembleMetrics", "OODMetrics", "SplitConformal",
+    "ALEXNET_IMAGENET_C_ERRORS", "AdaptiveCalibrationError", "ClassificationMetrics", "EnsembleMetrics", "OODMetrics", "SplitConformal",
     "LOGIT_SCORE_KINDS", "RegressionMetrics", "SCORE_KINDS", "accuracy_at_coverage", "aggregate_corrupted",
     "apply_temperature", "aurc", "auroc", "average_precision", "bin_index",
     "central_interval", "conformal_threshold", "corruption_errors", "cumulative_correct", "disagreement",
     "ensemble_nll", "entropy", "fit_temperature", "flatten_results", "fpr_at_tpr",
-    "gaussian_crps", "gaussian_nll", "gibbs_nll", "interval_coverage", "interval_width",
+    "gaussian_crps", "gaussian_nll", "gibbs_nll", "imagenet_c_mce", "imagenet_c_mce_from_flat",
+    "interval_coverage", "interval_width",
     "label_scores", "log_mean_exp", "mean_corruption_error", "mutual_information", "ood_score",
     "oracle_collaborative_accuracy", "predictive_entropy", "predictive_mean", "raps_parameters",
     "risk_coverage_curve", "rmse", "roc_curve", "set_coverage", "set_size", "to_numpy",

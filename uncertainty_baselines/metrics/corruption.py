@@ -81,3 +81,52 @@ def mean_corruption_error(errors: Mapping[tuple[str, int], float],
     """mCE: the mean over corruption types of :func:`corruption_errors` (a ratio; the
     literature prints it x100, e.g. 75.4 for ResNet-50 on ImageNet-C)."""
     return float(np.mean(list(corruption_errors(errors, reference_errors).values())))
+
+
+# AlexNet's top-1 error on ImageNet-C, mean over severities 1-5 (Hendrycks & Dietterich 2019;
+# ../shared/reference/BASELINES.md): the denominators of ImageNet-C's mCE.
+ALEXNET_IMAGENET_C_ERRORS: dict[str, float] = {
+    "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640, "defocus_blur": 0.819880,
+    "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360, "snow": 0.866816, "frost": 0.826572,
+    "fog": 0.819324, "brightness": 0.564592, "contrast": 0.853204, "elastic_transform": 0.646056,
+    "pixelate": 0.717840, "jpeg_compression": 0.606500}
+FULL_SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def imagenet_c_mce(accuracies: Mapping[tuple[str, int], float],
+                   reference_errors: Mapping[str, float] | None = None) -> dict[str, float]:
+    """ImageNet-C's corruption errors from the model's top-1 accuracy per (type, severity):
+    ``ce_<type>`` = mean_s E_{s,c} / (AlexNet's mean error over severities 1-5) and ``mce``,
+    their mean over the evaluated types (the 15 benchmark types give the published mCE;
+    ratios, not x100). `reference_errors` replaces AlexNet's per-type mean errors.
+
+    Every type must be evaluated at all five severities (the reference means cover them all);
+    ValueError otherwise, or for a type without a reference error.
+    """
+    reference = ALEXNET_IMAGENET_C_ERRORS if reference_errors is None else reference_errors
+    types, severities = _check_grid(list(accuracies), "accuracies")
+    if tuple(severities) != FULL_SEVERITIES:
+        raise ValueError(f"mCE needs every severity 1-5 (the reference errors are means over all five), "
+                         f"got {severities}")
+    unknown = [t for t in types if t not in reference]
+    if unknown:
+        raise ValueError(f"no reference error for corruption type(s) {unknown}")
+    ce = {t: float(np.mean([1.0 - float(accuracies[(t, s)]) for s in severities])) / reference[t]
+          for t in types}
+    return {**{f"ce_{t}": v for t, v in ce.items()}, "mce": float(np.mean(list(ce.values())))}
+
+
+def imagenet_c_mce_from_flat(flat: Mapping[str, float], split: str = "test") -> dict[str, float]:
+    """`imagenet_c_mce` from a run's flat metrics (``<split>/accuracy_<type>_<severity>`` of
+    the benchmark types), as ``<split>/mce`` and ``<split>/ce_<type>``; empty when some
+    evaluated benchmark type lacks a severity (no mCE is defined then)."""
+    accuracies = {}
+    for t in ALEXNET_IMAGENET_C_ERRORS:
+        for s in FULL_SEVERITIES:
+            key = f"{split}/accuracy_{t}_{s}"
+            if key in flat:
+                accuracies[(t, s)] = float(flat[key])
+    types = {t for t, _ in accuracies}
+    if not accuracies or any((t, s) not in accuracies for t in types for s in FULL_SEVERITIES):
+        return {}
+    return {f"{split}/{k}": v for k, v in imagenet_c_mce(accuracies).items()}
