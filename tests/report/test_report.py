@@ -64,9 +64,17 @@ def two_runs(tmp_path_factory):
             tiny_runs.write_run(root / "det-seed1", seed=1, severities=(1, 2, 3, 4, 5))]
 
 
-def test_two_runs_every_picture_drawn_from_the_folders(two_runs, tmp_path):
-    out = report.write_report(two_runs, tmp_path / "report.html")
-    text = out.read_text()
+@pytest.fixture(scope="module")
+def two_run_report(two_runs, tmp_path_factory):
+    """The report of the two runs, written by the command line (in this process)."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert cli.main([*map(str, two_runs), "--out", str(out), "--title", "Two tiny runs"]) == 0
+    return out
+
+
+def test_two_runs_every_picture_drawn_from_the_folders(two_runs, two_run_report, capsys):
+    text = two_run_report.read_text()
+    assert "<title>Two tiny runs</title>" in text
     page = Page(text)
     headline = {row[0]: row for row in page.rows[1:]}
     assert set(headline) == {"det-seed0", "det-seed1"}
@@ -114,7 +122,7 @@ def test_older_runs_degrade_gracefully_and_say_what_is_missing(two_runs, tmp_pat
 
 
 def test_different_data_is_marked_not_mixed(two_runs, tmp_path, capsys):
-    other = tiny_runs.write_run(tmp_path / "on-cifar", dataset="cifar10", seed=0)
+    other = tiny_runs.write_run(tmp_path / "on-cifar", dataset="cifar10", seed=0, epochs=2, severities=(1,))
     unfinished = tiny_runs.write_run(tmp_path / "running", seed=4, finished=False, epochs=2)
     out = tmp_path / "mixed.html"
     assert cli.main([*map(str, two_runs), str(other), str(unfinished), "--out", str(out)]) == 0
@@ -166,17 +174,19 @@ def test_bad_folders_are_refused_all_at_once(two_runs, tmp_path, capsys):
 
 def test_command_line_entry_point(two_runs, tmp_path):
     out = tmp_path / "cli.html"
-    done = subprocess.run([sys.executable, "-m", "uncertainty_baselines.report", *map(str, two_runs), "--out", str(out),
-                           "--title", "Two tiny runs"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert f"wrote {out} (2 runs, 11 pictures" in done.stdout
-    assert "<title>Two tiny runs</title>" in out.read_text()
+    done = subprocess.run([sys.executable, "-m", "uncertainty_baselines.report", str(two_runs[0]),
+                           str(tmp_path / "typo"), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and not out.exists()
+    assert done.stderr.strip() == f"report: cannot report on 1 of the given folders:\n  {tmp_path / 'typo'}: does not exist"
+    usage = subprocess.run([sys.executable, "-m", "uncertainty_baselines.report", "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "the following arguments are required: RUN_DIR" in usage.stderr
 
 
-def test_the_page_in_headless_chromium(two_runs, tmp_path):
+def test_the_page_in_headless_chromium(two_run_report, tmp_path):
     """Every image loads, the table shows both runs, nothing is fetched, and the screenshot
     shows the pictures (not a blank page)."""
-    out = report.write_report(two_runs, tmp_path / "report.html")
+    out = two_run_report
     loaded = browser.load(out, tmp_path)
     page = Page(loaded.dom)
     assert 'data-test-done="11"' in loaded.dom
