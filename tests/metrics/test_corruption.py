@@ -82,6 +82,7 @@ def test_imagenet_c_mce_from_flat_metrics_needs_every_severity():
     from uncertainty_baselines.metrics import imagenet_c_mce_from_flat
     flat = {f"test/accuracy_fog_{s}": 1.0 - 0.819324 / 2 for s in range(1, 6)}
     flat["test/accuracy"] = 0.7
-    assert imagenet_c_mce_from_flat(flat) == pytest.approx({"test/ce_fog": 0.5, "test/mce": 0.5})
+    assert imagenet_c_mce_from_flat(flat) == pytest.approx({"test/corruption_error_fog": 0.5,
+                                                          "test/mean_corruption_error": 0.5})
     del flat["test/accuracy_fog_5"]
     assert imagenet_c_mce_from_flat(flat) == {}

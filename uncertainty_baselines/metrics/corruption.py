@@ -118,8 +118,9 @@ def imagenet_c_mce(accuracies: Mapping[tuple[str, int], float],
 
 def imagenet_c_mce_from_flat(flat: Mapping[str, float], split: str = "test") -> dict[str, float]:
     """`imagenet_c_mce` from a run's flat metrics (``<split>/accuracy_<type>_<severity>`` of
-    the benchmark types), as ``<split>/mce`` and ``<split>/ce_<type>``; empty when some
-    evaluated benchmark type lacks a severity (no mCE is defined then)."""
+    the benchmark types), as ``<split>/mean_corruption_error`` and
+    ``<split>/corruption_error_<type>`` (``<split>/mce`` is the max calibration error); empty
+    when some evaluated benchmark type lacks a severity (no mCE is defined then)."""
     accuracies = {}
     for t in ALEXNET_IMAGENET_C_ERRORS:
         for s in FULL_SEVERITIES:
@@ -129,4 +130,6 @@ def imagenet_c_mce_from_flat(flat: Mapping[str, float], split: str = "test") -> 
     types = {t for t, _ in accuracies}
     if not accuracies or any((t, s) not in accuracies for t in types for s in FULL_SEVERITIES):
         return {}
-    return {f"{split}/{k}": v for k, v in imagenet_c_mce(accuracies).items()}
+    result = imagenet_c_mce(accuracies)
+    return {**{f"{split}/corruption_error_{t}": result[f"ce_{t}"] for t in sorted(types)},
+            f"{split}/mean_corruption_error": result["mce"]}

@@ -40,7 +40,7 @@ from uncertainty_baselines.runs.checkpoint import sha256_file
 SUBDIR = "predictions"
 MANIFEST = "manifest.json"
 FORMAT = "ub-predictions-v1"
-KINDS = ("test", "ood", "corrupted")
+KINDS = ("test", "ood", "corrupted", "shifted")
 # What a baseline keeps of an evaluation's outputs (probabilities follow from the logits).
 SAVED_KEYS = ("logits", "id", "labels", "is_in_distribution")
 _STEM = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -59,7 +59,8 @@ class PredictionSet:
 
 
 def set_name(kind: str, key: str | tuple[str, int] | None = None) -> str:
-    """The file stem of an evaluated set: `test`, `ood_<name>`, `corrupted_<type>_<severity>`."""
+    """The file stem of an evaluated set: `test`, `ood_<name>`, `corrupted_<type>_<severity>`,
+    `shifted_<name>` (another test set of the same classes, e.g. ImageNet-V2)."""
     if kind == "test":
         return "test"
     if kind == "ood":
@@ -67,6 +68,8 @@ def set_name(kind: str, key: str | tuple[str, int] | None = None) -> str:
     if kind == "corrupted":
         corruption, severity = key
         return f"corrupted_{corruption}_{int(severity)}"
+    if kind == "shifted":
+        return f"shifted_{key}"
     raise ValueError(f"unknown evaluated-set kind {kind!r}; valid: {KINDS}")
 
 

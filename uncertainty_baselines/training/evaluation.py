@@ -121,6 +121,8 @@ class CurveRecorder:
             reliability["test"] = reliability_curve(outputs, self.num_classes)
         elif kind == "corrupted":
             reliability[f"test/{key[0]}_{key[1]}"] = reliability_curve(outputs, self.num_classes)
+        elif kind == "shifted":
+            reliability[key] = reliability_curve(outputs, self.num_classes)
         elif kind == "ood":
             self.curves["roc"].update(roc_curves(outputs, key, self.ood_score_kinds))
             if np.all(outputs["labels"] >= 0):
@@ -211,6 +213,7 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
              corrupted: Mapping[tuple[str, int], Iterable] | None = None,
              ood_score_kinds: Sequence[str] = ("msp",),
              on_predictions: Callable[[str, Any, Mapping[str, np.ndarray]], None] | None = None,
+             shifted: Mapping[str, Iterable] | None = None,
              ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Flat metrics over the clean test set, each OOD set and each corrupted set.
 
@@ -223,8 +226,10 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
     (clean-set inference time) and `test/num_examples`. Raises NonFiniteError when the
     model outputs NaN or infinity. `on_predictions(kind, key, outputs)` receives each set's
     checked predictions: ("test", None, ...), ("ood", name, ...), ("corrupted", (type,
-    severity), ...) (e.g. `runs.predictions.PredictionsWriter.add`). Returns the metrics and
-    the clean predictions.
+    severity), ...) (e.g. `runs.predictions.PredictionsWriter.add`). `shifted` sets (other
+    test sets of the same classes, e.g. ImageNet-A, -R, -V2) get the classification metrics as
+    `<name>/<metric>` (their predictions go to `on_predictions` as ("shifted", name, ...)).
+    Returns the metrics and the clean predictions.
     """
     save = on_predictions or (lambda kind, key, outputs: None)
     clean, seconds = timed_predict(predict, test)
@@ -250,6 +255,11 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
         progress.update(len(corrupted_results), force=len(corrupted_results) == len(corrupted))
     flat = ub_metrics.flatten_results(classification_results(clean, num_classes, per_member=True),
                                       ood=ood_results_by_name, corrupted=corrupted_results or None)
+    for name, ds in (shifted or {}).items():
+        outputs = predict(ds)
+        check_finite(outputs, f"the test set {name}")
+        save("shifted", name, outputs)
+        flat.update(ub_metrics.flatten_results(classification_results(outputs, num_classes), split=name))
     flat["test/ms_per_example"] = 1000.0 * seconds / n
     flat["test/num_examples"] = float(n)
     return flat, clean

@@ -59,6 +59,13 @@ class ImageData:
     test: Any
     ood: dict[str, Any]
     corrupted: dict[tuple[str, int], Any]
+    shifted: dict[str, Any] = dataclasses.field(default_factory=dict)  # Other test sets of the same classes.
+    # Metrics computed from an evaluation's flat metrics and added to them (ImageNet-C's mCE).
+    derived_metrics: Callable[[Mapping[str, float]], Mapping[str, float]] | None = None
+
+    def with_derived(self, flat: dict[str, float]) -> dict[str, float]:
+        """`flat` plus its `derived_metrics`."""
+        return {**flat, **self.derived_metrics(flat)} if self.derived_metrics else flat
 
 
 def train_subset(name: str, num_examples: int | None, **kwargs: Any) -> ub_datasets.BaseDataset:
@@ -217,7 +224,8 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
                 flat, _ = evaluation.evaluate(
                     lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes, test=data.test,
                     ood=data.ood, corrupted=data.corrupted if with_corrupted else None,
-                    ood_score_kinds=method.ood_scores, on_predictions=saver.also(recorder))
+                    ood_score_kinds=method.ood_scores, on_predictions=saver.also(recorder), shifted=data.shifted)
+                flat = data.with_derived(flat)
             except NonFiniteError as e:
                 saver.abort()
                 raise NonFiniteError(f"evaluation after epoch {epoch + 1} (step {step}): {e}") from None
@@ -269,8 +277,9 @@ def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy,
     predict_fn = loop.make_predict_fn(model, strategy, method.predict)
     flat, _ = evaluation.evaluate(lambda ds: loop.predict(predict_fn, ds), num_classes=data.num_classes,
                                   test=data.test, ood=data.ood, corrupted=data.corrupted or None,
-                                  ood_score_kinds=method.ood_scores, on_predictions=on_predictions)
-    return flat, step
+                                  ood_score_kinds=method.ood_scores, on_predictions=on_predictions,
+                                  shifted=data.shifted)
+    return data.with_derived(flat), step
 
 
 def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute.Strategy,
@@ -321,8 +330,8 @@ def evaluate_members(models: Sequence[keras.Model], *, strategy: tf.distribute.S
 
     flat, _ = evaluation.evaluate(predict, num_classes=data.num_classes, test=data.test, ood=data.ood,
                                   corrupted=data.corrupted or None, ood_score_kinds=ood_score_kinds,
-                                  on_predictions=on_predictions)
-    return flat
+                                  on_predictions=on_predictions, shifted=data.shifted)
+    return data.with_derived(flat)
 
 
 def evaluate_runs(run_dirs: Sequence[str | pathlib.Path], *, strategy: tf.distribute.Strategy,
