@@ -12,22 +12,17 @@ at half the learning rate, L2 3e-4, 250 epochs, decays at the reference's 80/160
 """
 from absl import app, flags
 
-import uncertainty_baselines as ub
-from uncertainty_baselines.training import experiment, method
+from uncertainty_baselines.training import experiment, method, method_flags
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags(train_epochs=250, l2=3e-4, lr_decay_epochs=(0.4, 0.8, 0.9))
 ub_flags.define_wide_resnet_flags()
-flags.DEFINE_integer("ensemble_size", 4, "Members M.")
-flags.DEFINE_float("fast_weight_lr_multiplier", 0.5, "Learning-rate multiplier of the fast weights (r, s).")
+method_flags.define_batchensemble_flags()
 FLAGS = flags.FLAGS
 
 
 def validate(config) -> list[str]:
-    errors = ub_flags.wide_resnet_errors(config) + ub_flags.at_least_one_errors(config, "ensemble_size")
-    if config.fast_weight_lr_multiplier < 0:
-        errors.append(f"--fast_weight_lr_multiplier must be >= 0, got {config.fast_weight_lr_multiplier}")
-    return errors
+    return ub_flags.wide_resnet_errors(config) + method_flags.batchensemble_errors(config)
 
 
 def model_spec(config, data) -> dict:
@@ -35,16 +30,11 @@ def model_spec(config, data) -> dict:
             "kwargs": {**ub_flags.wide_resnet_kwargs(config, data), "ensemble_size": config.ensemble_size}}
 
 
-def fast_weight_scales(model) -> list[float]:
-    """--fast_weight_lr_multiplier for every fast weight, 1 for every other trainable variable."""
-    fast = {id(w) for w in ub.layers.fast_weights(model)}
-    return [FLAGS.fast_weight_lr_multiplier if id(v) in fast else 1.0 for v in model.trainable_variables]
-
-
 def batchensemble() -> method.Method:
     return method.Method(
-        "batchensemble", model_spec=model_spec, validate=validate, learning_rate_scales=fast_weight_scales,
-        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, "ensemble_size", "fast_weight_lr_multiplier"),
+        "batchensemble", model_spec=model_spec, validate=validate,
+        learning_rate_scales=method_flags.fast_weight_scales(FLAGS.fast_weight_lr_multiplier),
+        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, *method_flags.BATCHENSEMBLE_FLAGS),
         ood_scores=("msp", "entropy", "mutual_information"))
 
 

@@ -13,35 +13,29 @@ whole feature maps instead of elements).
 """
 from absl import app, flags
 
-from uncertainty_baselines.training import experiment, method
+from uncertainty_baselines.training import experiment, method, method_flags
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags(base_learning_rate=0.05, l2=3e-4)
 ub_flags.define_wide_resnet_flags()
-flags.DEFINE_float("dropout_rate", 0.1, "Dropout rate on the residual branches, in [0, 1).")
-flags.DEFINE_bool("filterwise_dropout", False, "Drop whole feature maps instead of elements.")
-flags.DEFINE_integer("num_dropout_samples", 5, "Stochastic forward passes averaged at evaluation.")
+method_flags.define_dropout_flags()
 FLAGS = flags.FLAGS
 
 
 def validate(config) -> list[str]:
-    errors = ub_flags.wide_resnet_errors(config)
-    if not 0 <= config.dropout_rate < 1:
-        errors.append(f"--dropout_rate must be in [0, 1), got {config.dropout_rate}")
-    return errors + ub_flags.at_least_one_errors(config, "num_dropout_samples")
+    return ub_flags.wide_resnet_errors(config) + method_flags.dropout_errors(config)
 
 
 def model_spec(config, data) -> dict:
-    return {"name": "wide_resnet_mc_dropout", "kwargs": {
-        **ub_flags.wide_resnet_kwargs(config, data), "dropout_rate": config.dropout_rate,
-        "filterwise": config.filterwise_dropout}}
+    return {"name": "wide_resnet_mc_dropout",
+            "kwargs": {**ub_flags.wide_resnet_kwargs(config, data), **method_flags.dropout_kwargs(config)}}
 
 
 def mc_dropout() -> method.Method:
     return method.Method(
         "mc_dropout", model_spec=model_spec, validate=validate,
         predict=method.stochastic_passes(FLAGS.num_dropout_samples),
-        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, "dropout_rate", "filterwise_dropout", "num_dropout_samples"),
+        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, *method_flags.DROPOUT_FLAGS),
         ood_scores=("msp", "entropy", "mutual_information"))
 
 

@@ -27,59 +27,29 @@ output kernel takes --l2 (edward2's 1e-6 in the reference).
 """
 from absl import app, flags
 
-import uncertainty_baselines as ub
-from uncertainty_baselines.training import experiment, method
+from uncertainty_baselines.training import experiment, method, method_flags
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags(train_epochs=250, base_learning_rate=0.08, l2=3e-4)
 ub_flags.define_wide_resnet_flags()
-flags.DEFINE_float("spec_norm_bound", 6.0, "Bound on every conv's operator norm, > 0.")
-flags.DEFINE_integer("spec_norm_iterations", 1, "Power iterations per training step, >= 1.")
-flags.DEFINE_integer("num_inducing", 1024, "Random features of the GP output layer, >= 1.")
-flags.DEFINE_float("gp_length_scale", 20.0, "RBF length-scale of the GP on its layer-normalised inputs, > 0.")
-flags.DEFINE_integer("gp_input_dim", 128, "Random projection of the pooled features before the GP; 0: none.")
-flags.DEFINE_float("gp_ridge_penalty", 1.0, "Ridge penalty of the GP's posterior precision, > 0.")
-flags.DEFINE_float("gp_covariance_momentum", -1.0, "< 0: exact precision over each epoch (reset at its "
-                   "start); in [0, 1): discounted moving average, never reset.")
-flags.DEFINE_float("gp_mean_field_factor", 20.0, "lambda of the mean-field logits; < 0: the posterior mode.")
-flags.DEFINE_float("dropout_rate", 0.1, "Filter-wise dropout rate on the residual branches in training, in [0, 1).")
+method_flags.define_sngp_flags()
 FLAGS = flags.FLAGS
-SNGP_FLAGS = ("spec_norm_bound", "spec_norm_iterations", "num_inducing", "gp_length_scale", "gp_input_dim",
-              "gp_ridge_penalty", "gp_covariance_momentum", "gp_mean_field_factor", "dropout_rate")
 
 
 def validate(config) -> list[str]:
-    errors = (ub_flags.wide_resnet_errors(config)
-              + ub_flags.positive_errors(config, "spec_norm_bound", "gp_length_scale", "gp_ridge_penalty")
-              + ub_flags.at_least_one_errors(config, "spec_norm_iterations", "num_inducing"))
-    if config.gp_input_dim < 0:
-        errors.append(f"--gp_input_dim must be >= 0 (0: no projection), got {config.gp_input_dim}")
-    if not config.gp_covariance_momentum < 1:
-        errors.append(f"--gp_covariance_momentum must be < 0 (exact) or in [0, 1) (discounted), "
-                      f"got {config.gp_covariance_momentum}")
-    if not 0 <= config.dropout_rate < 1:
-        errors.append(f"--dropout_rate must be in [0, 1), got {config.dropout_rate}")
-    return errors
+    return ub_flags.wide_resnet_errors(config) + method_flags.sngp_errors(config)
 
 
 def model_spec(config, data) -> dict:
-    return {"name": "wide_resnet_sngp", "kwargs": {
-        **ub_flags.wide_resnet_kwargs(config, data), "spec_norm_bound": config.spec_norm_bound,
-        "spec_norm_iterations": config.spec_norm_iterations, "num_inducing": config.num_inducing,
-        "gp_length_scale": config.gp_length_scale, "gp_input_dim": config.gp_input_dim or None,
-        "gp_ridge_penalty": config.gp_ridge_penalty, "gp_covariance_momentum": config.gp_covariance_momentum,
-        "gp_mean_field_factor": config.gp_mean_field_factor, "dropout_rate": config.dropout_rate}}
-
-
-def reset_precision(model, epoch: int) -> None:
-    """The exact precision covers one epoch: back to ridge * I before each epoch's first step."""
-    ub.layers.reset_covariances(model)
+    return {"name": "wide_resnet_sngp",
+            "kwargs": {**ub_flags.wide_resnet_kwargs(config, data), **method_flags.sngp_kwargs(config)}}
 
 
 def sngp() -> method.Method:
     return method.Method(
-        "sngp", model_spec=model_spec, validate=validate, method_flags=(*ub_flags.WIDE_RESNET_FLAGS, *SNGP_FLAGS),
-        on_epoch_start=reset_precision if FLAGS.gp_covariance_momentum < 0 else None,
+        "sngp", model_spec=model_spec, validate=validate,
+        method_flags=(*ub_flags.WIDE_RESNET_FLAGS, *method_flags.SNGP_FLAGS),
+        on_epoch_start=method_flags.sngp_epoch_hook(FLAGS),
         ood_scores=("msp", "dempster_shafer"))
 
 

@@ -1,6 +1,7 @@
 """baselines/imagenet/deterministic.py end to end on a prepared 4-class miniature ImageNet at
-32 px: the outputs and flat metric names (clean, ImageNet-C and its mCE, ImageNet-A and -V2), run.json, exact resume after a
-SIGKILL, mCE from the AlexNet errors, bad flags refused before anything is written."""
+32 px: the outputs and flat metric names (clean, ImageNet-C with its mCE from the AlexNet
+errors, ImageNet-A and -V2), run.json, exact resume after a SIGKILL, bad flags refused
+before anything is written."""
 import json
 
 import pytest
@@ -42,9 +43,9 @@ def test_outputs_run_record_and_flat_metric_names(reference_run):
     metrics = record["metrics"]
     for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier", "train/loss",
                 "test/accuracy_mean_corrupted", "test/ece_mean_corrupted", "test/accuracy_gaussian_noise",
-                "test/negative_log_likelihood_contrast_3", "test/accuracy_mean_severity_1", "test/mean_corruption_error",
-                "test/corruption_error_contrast", "test/mce", "imagenet_a/accuracy", "imagenet_a/negative_log_likelihood", "imagenet_a/ece",
-                "imagenet_v2/accuracy", "imagenet_v2/ece"):
+                "test/negative_log_likelihood_contrast_3", "test/accuracy_mean_severity_1",
+                "test/mean_corruption_error", "test/corruption_error_contrast", "test/mce", "imagenet_a/accuracy",
+                "imagenet_a/negative_log_likelihood", "imagenet_a/ece", "imagenet_v2/accuracy", "imagenet_v2/ece"):
         assert key in metrics, key
     # mCE: each type's mean error over the 5 severities / AlexNet's, averaged (BASELINES.md).
     alexnet = {"gaussian_noise": 0.886428, "contrast": 0.853204}
