@@ -33,3 +33,22 @@ def test_small_input_gives_logits_and_the_seed_fixes_the_weights(resnet50_imagen
     x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
     logits = keras.ops.convert_to_numpy(model(x, training=False))
     assert logits.shape == (2, 1000) and np.isfinite(logits).all()
+
+
+def test_method_models_from_the_wide_resnets_factories():
+    """resnet50_mc_dropout at rate 0 is the plain ResNet-50 of its seed; BatchEnsemble gives
+    [B, M, K]; SNGP gives [B, K] logits with spectral-norm convs and a GP head."""
+    import numpy as np
+
+    import uncertainty_baselines as ub
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    plain = ub.models.get("resnet50", input_shape=(32, 32, 3), num_classes=5, seed=3)
+    dropout = ub.models.get("resnet50_mc_dropout", input_shape=(32, 32, 3), num_classes=5, seed=3, dropout_rate=0.0)
+    np.testing.assert_allclose(np.asarray(dropout(x, training=False)), np.asarray(plain(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+    assert sum(type(layer).__name__ == "MCDropout" for layer in dropout.layers) == 16  # One per bottleneck.
+    batchensemble = ub.models.get("resnet50_batchensemble", input_shape=(32, 32, 3), num_classes=5, ensemble_size=2)
+    assert tuple(batchensemble(x).shape) == (2, 2, 5)
+    sngp = ub.models.get("resnet50_sngp", input_shape=(32, 32, 3), num_classes=5, num_inducing=16)
+    assert tuple(sngp(x, training=False).shape) == (2, 5)
+    assert sum(type(layer).__name__ == "SpectralNormConv2D" for layer in sngp.layers) == 53

@@ -18,8 +18,7 @@ import keras
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, initializer_stream, l2_regularizer)
 from uncertainty_baselines.models.wide_resnet import (
-    batchensemble_factories, gaussian_process_head, identity, layer_seeds, mc_dropout_branch,
-    spectral_norm_conv, tiled_members, training_dropout_branch)
+    batchensemble_factories, identity, mc_dropout_branch, sngp_factories, tiled_members)
 
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # (filters, blocks, stride)
 EXPANSION = 4
@@ -105,11 +104,9 @@ def resnet50_sngp(input_shape: Sequence[int] = (224, 224, 3), num_classes: int =
     """SNGP ResNet-50 (Liu et al. 2020): every conv spectrally normalised, optional
     filter-wise dropout in the bottlenecks in training, and the random-feature GP output
     layer of `wide_resnet_sngp` (see there for the arguments)."""
-    next_seed = layer_seeds(seed, 5)
-    conv = spectral_norm_conv(spec_norm_bound, spec_norm_iterations, next_seed)
-    branch = training_dropout_branch(dropout_rate, next_seed)
-    head = gaussian_process_head(
-        next_seed(), num_inducing=num_inducing, length_scale=gp_length_scale, scale_features=scale_features,
-        input_projection_dim=gp_input_dim, ridge_penalty=gp_ridge_penalty,
-        covariance_momentum=gp_covariance_momentum, mean_field_factor=gp_mean_field_factor)
+    conv, branch, head = sngp_factories(
+        seed, spec_norm_bound, spec_norm_iterations, dropout_rate, num_inducing=num_inducing,
+        length_scale=gp_length_scale, scale_features=scale_features, input_projection_dim=gp_input_dim,
+        ridge_penalty=gp_ridge_penalty, covariance_momentum=gp_covariance_momentum,
+        mean_field_factor=gp_mean_field_factor)
     return resnet50(input_shape, num_classes, l2, seed, conv=conv, head=head, branch=branch)

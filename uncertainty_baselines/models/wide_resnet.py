@@ -312,6 +312,16 @@ def gaussian_process_head(seed: int, **gp_kwargs) -> HeadFactory:
     return head
 
 
+def sngp_factories(seed: int, spec_norm_bound: float, spec_norm_iterations: int, dropout_rate: float,
+                   **gp_kwargs: Any) -> tuple[ConvFactory, TensorFn, HeadFactory]:
+    """SNGP's conv (spectrally normalised), branch (filter-wise dropout in training) and head
+    (random-feature GP with `gp_kwargs`) factories, their seeds drawn from (`seed`, 5)."""
+    next_seed = layer_seeds(seed, 5)
+    conv = spectral_norm_conv(spec_norm_bound, spec_norm_iterations, next_seed)
+    branch = training_dropout_branch(dropout_rate, next_seed)
+    return conv, branch, gaussian_process_head(next_seed(), **gp_kwargs)
+
+
 def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: int,
                      num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
                      l2_overrides: Mapping[str, float] | None = None, *, spec_norm_bound: float = 6.0,
@@ -330,13 +340,11 @@ def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: i
     `ub.layers.reset_covariances` at each epoch start) or discounted, mean-field factor
     `gp_mean_field_factor`. Seeds of the dropout, power iterations and GP come from `seed`.
     """
-    next_seed = layer_seeds(seed, 5)
-    conv = spectral_norm_conv(spec_norm_bound, spec_norm_iterations, next_seed)
-    branch = training_dropout_branch(dropout_rate, next_seed)
-    head = gaussian_process_head(
-        next_seed(), num_inducing=num_inducing, length_scale=gp_length_scale, scale_features=False,
-        input_projection_dim=gp_input_dim, ridge_penalty=gp_ridge_penalty,
-        covariance_momentum=gp_covariance_momentum, mean_field_factor=gp_mean_field_factor)
+    conv, branch, head = sngp_factories(
+        seed, spec_norm_bound, spec_norm_iterations, dropout_rate, num_inducing=num_inducing,
+        length_scale=gp_length_scale, scale_features=False, input_projection_dim=gp_input_dim,
+        ridge_penalty=gp_ridge_penalty, covariance_momentum=gp_covariance_momentum,
+        mean_field_factor=gp_mean_field_factor)
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
                        l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head, branch=branch)
 
