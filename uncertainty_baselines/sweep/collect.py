@@ -95,14 +95,15 @@ def parallel_coordinates_page(rows: Sequence[dict[str, Any]], plan: dict[str, An
     metrics = [k for k in (plan.get("metrics") or []) if any(r.get(k) is not None for r in finished)] or [
         k for k in finished[0] if "/" in k]
     columns = ["run", *swept, *metrics, "wall_time_s"]
-    exp = hip.Experiment.from_iterable([{k: row.get(k) for k in columns} for row in finished])
+    exp = hip.Experiment.from_iterable([{k: _short(row.get(k)) for k in columns} for row in finished])
     for name in swept:
         values = [row[name] for row in finished if isinstance(row.get(name), (int, float)) and row[name] > 0]
         if len(set(values)) > 1 and max(values) / min(values) >= 10 and not all(isinstance(v, bool) for v in values):
             exp.parameters_definition[name].type = hip.ValueType.NUMERIC_LOG
     if metrics:
         exp.colorby = metrics[0]
-    exp.display_data(hip.Displays.PARALLEL_PLOT).update({"order": [*swept, *metrics],
+    # HiPlot lays `order` out from right to left: flags on the left, metrics on the right.
+    exp.display_data(hip.Displays.PARALLEL_PLOT).update({"order": [*swept, *metrics][::-1],
                                                         "hide": ["uid", "from_uid", "run"]})
     exp.display_data(hip.Displays.TABLE).update({"hide": ["from_uid"]})
     html = exp.to_html()
@@ -118,6 +119,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _short(value: Any) -> Any:
+    """Floats with 6 significant digits on the page (the CSV keeps them whole)."""
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _escape(text: str) -> str:
