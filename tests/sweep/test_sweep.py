@@ -24,6 +24,7 @@ from absl import app, flags
 flags.DEFINE_float("learning_rate", 0.01, "Adam learning rate.")
 flags.DEFINE_integer("epochs", 10, "Epochs.")
 flags.DEFINE_enum("dataset", "yacht", ["yacht", "boston"], "Data.")
+flags.DEFINE_integer("fixed_flag", 0, "The same in every run.")
 flags.DEFINE_string("output_dir", None, "Run folder.", required=True)
 FLAGS = flags.FLAGS
 
@@ -142,7 +143,7 @@ def test_bad_definitions_are_refused_before_anything_runs(env, capsys):
 
 
 def test_runs_one_after_another_under_the_lock_then_resumes(env, capsys, monkeypatch):
-    path = definition(env)
+    path = definition(env, fixed="{'fixed_flag': 7}")
     out, lock = env / "out", env / "heavy.lock"
     monkeypatch.setenv("CHECK_LOCK", str(lock))
     monkeypatch.setenv("FAIL_ON", "0.01")  # the runs at learning rate 0.01 fail
@@ -165,6 +166,7 @@ def test_runs_one_after_another_under_the_lock_then_resumes(env, capsys, monkeyp
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 8 and {r["status"] for r in rows} == {"finished"}
     assert list(rows[0])[:5] == ["run", "dataset", "learning_rate", "epochs", "status"]
+    assert list(rows[0])[-1] == "fixed_flag" and {r["fixed_flag"] for r in rows} == {"7"}
     assert not list((out / "logs").glob("*.failed"))
     # A third start runs nothing.
     assert cli.main(["run", str(path), "--out", str(out)]) == 0

@@ -1,7 +1,7 @@
 """A sweep's results in one table (CSV and JSONL) and an interactive parallel-coordinates page.
 
-Each row is one run: its id, status, swept flags, then its final metrics from run.json
-(the definition's `metrics`, or every metric) and wall time. The page is a HiPlot
+Each row is one run: its id, swept flags, status, its final metrics from run.json (the
+definition's `metrics`, or every metric), wall time, then the run's other (fixed) flags. The page is a HiPlot
 (facebookresearch/hiplot, MIT) parallel-coordinates plot with its linked table: drag on an
 axis to select a range, reorder axes, colour by a metric. `Experiment.to_html()` inlines
 HiPlot's script bundle, so the page is one self-contained file that works offline; the
@@ -48,6 +48,7 @@ def collect_rows(out: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str
             failed = out / "logs" / f"{run['id']}.failed"
             row["status"] = "failed" if failed.is_file() else ("started" if run_dir.exists() else "pending")
             row.update({key: None for key in wanted})
+        row.update({name: _plain(value) for name, value in sorted(run["flags"].items()) if name not in row})
         rows.append(row)
     return rows, plan
 
