@@ -8,6 +8,9 @@ Modules (import the one you need, e.g. ``from uncertainty_baselines.training imp
   experiment    the one run: validate, set up, train with resume, evaluate, record; a Task
                 per dataset family (flag checks, data, optimizer), IMAGE_TASK by default
   text          the text Task (CLINC150 intents with out-of-scope detection, BERT, AdamW)
+  imagenet      the ImageNet Task (ResNet-50 reference defaults, --image_size, --shifted_datasets, mCE)
+  method_flags  the MC dropout, BatchEnsemble and SNGP flags shared by the CIFAR and ImageNet scripts
+  precision     --mixed_precision: bfloat16 on CPU/TPU, float16 + loss scaling on GPU, float32 logits
   flags         absl flags common to the baselines -> a plain namespace, validated first
   schedules     LR warm-up + piecewise decay at fractions of the budget; Nesterov SGD; BERT's
                 warm-up + linear decay and AdamW

@@ -35,7 +35,7 @@ from uncertainty_baselines.datasets import ood as ub_ood
 from uncertainty_baselines.runs import (bundle, checkpoint, curves, lifecycle, lock, predictions, progress,
                                         run_record, summaries)
 from uncertainty_baselines.runs import output_dir as output_dir_lib
-from uncertainty_baselines.training import distribution, evaluation, loop, schedules
+from uncertainty_baselines.training import distribution, evaluation, loop, precision, schedules
 from uncertainty_baselines.training import flags as ub_flags
 from uncertainty_baselines.training import method as method_lib
 
@@ -390,10 +390,11 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
     strategy, data = set_up(config, method, task)
     spec = method.model_spec(config, data)
     with strategy.scope():
-        model = ub_models.get(spec["name"], **spec["kwargs"])
+        model = precision.float32_outputs(ub_models.get(spec["name"], **spec["kwargs"]))
         if strategy.num_replicas_in_sync > 1:
             distribution.synchronize_batch_norm(model)
-        optimizer = task.optimizer(config, data.steps_per_epoch, train_batch_size(config, method))
+        optimizer = precision.loss_scaled(task.optimizer(config, data.steps_per_epoch,
+                                                         train_batch_size(config, method)))
     chief = distribution.is_chief(strategy)
     if not chief:  # A multi-worker run's other workers: the same work and collectives, no files.
         if config.eval_only:
@@ -455,6 +456,7 @@ def set_up(config: Any, method: method_lib.Method, task: Task | None = None
     strategy = distribution.get_strategy(config.strategy, config.num_cores, config.tpu,
                                          getattr(config, "peer_timeout_s", 300.0))
     loop.enable_determinism(config.seed)
+    logging.info("dtype policy %s", precision.set_policy(getattr(config, "mixed_precision", False)))
     return strategy, task.load_data(config, strategy, train_batch_size(config, method))
 
 

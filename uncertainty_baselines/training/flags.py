@@ -62,6 +62,8 @@ def define_run_flags(*, dataset: str, train_epochs: int, batch_size: int) -> Non
     flags.DEFINE_string("tpu", None, "TPU address for --strategy=tpu ('' for local).")
     flags.DEFINE_float("peer_timeout_s", 300.0, "--strategy=multi_worker: seconds to wait for every "
                        "peer at the start, and for any collective (a killed worker fails the others).")
+    flags.DEFINE_bool("mixed_precision", False, "bfloat16 compute (float32 variables, logits and loss) on "
+                      "CPU/TPU; float16 with dynamic loss scaling on GPU (training/precision.py).")
     flags.DEFINE_integer("steps_per_loop", 50, "Training steps per tf.function call (speed only).")
     flags.DEFINE_float("log_interval_s", 30.0, "Seconds between progress lines.")
 

@@ -68,7 +68,8 @@ def make_train_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                 total *= tf.cast(rows, tf.float32) / tf.cast(tf.shape(labels)[0], tf.float32)
             if terms:
                 total += tf.add_n(list(terms.values())) / replicas
-        grads = tape.gradient(total, model.trainable_variables)
+            scaled = optimizer.scale_loss(total)  # Loss scaling (mixed_float16); else `total`.
+        grads = tape.gradient(scaled, model.trainable_variables)
         if scales is not None:
             grads = [g if s == 1.0 else g * s for g, s in zip(grads, scales)]
         optimizer.apply(grads, model.trainable_variables)
