@@ -91,6 +91,17 @@ def test_outputs_run_record_and_flat_metric_names(reference, data_dir):
     test = datasets.get("cifar10", "test", data_dir=str(data_dir)).load(batch_size=40)
     assert record["data_fingerprint"] == evaluation.data_fingerprint("cifar10", test, tf.distribute.get_strategy())
     assert metrics["train/accuracy"] > 0.3  # 10 separable colour classes: it learns.
+    # What a report draws, one line per evaluation as the Keras baselines write it.
+    from uncertainty_baselines.runs import curves
+    drawn = curves.read_curves(out)
+    assert [c["step"] for c in drawn] == [10, 20, 30, 40]
+    last = drawn[-1]
+    assert set(last["reliability"]) == {"test", "test/gaussian_noise_1"}
+    assert sum(last["reliability"]["test"]["count"]) == 40
+    roc = last["roc"]["random_gaussian"]
+    assert (roc["num_in"], roc["num_ood"]) == (40, 1000) and roc["fpr"][0] == 0 and roc["tpr"][-1] == 1
+    auc = float(np.sum(np.diff(roc["fpr"]) * (np.array(roc["tpr"][1:]) + np.array(roc["tpr"][:-1])) / 2))
+    assert auc == pytest.approx(metrics["ood/random_gaussian_auroc"], abs=0.02)  # Subsampled to <= 201 points.
 
 
 def test_save_predictions_writes_every_evaluated_set_in_the_suite_format(reference):
@@ -115,6 +126,7 @@ def test_resume_after_sigkill_gives_the_uninterrupted_metrics(reference, data_di
     lines = [without_timing(json.loads(line)) for line in (out / "metrics.jsonl").read_text().splitlines()]
     expected = [without_timing(json.loads(line)) for line in (reference[0] / "metrics.jsonl").read_text().splitlines()]
     assert lines == expected  # No duplicated or missing epochs, every value equal.
+    assert (out / "curves.jsonl").read_text() == (reference[0] / "curves.jsonl").read_text()
 
 
 def test_two_devices_match_one_device(reference, data_dir, tmp_path, monkeypatch, compile_cache):
@@ -135,7 +147,8 @@ def test_batchensemble_fine_tunes_from_a_big_vision_checkpoint(data_dir, tmp_pat
                                             num_classes=1000)
     jax_helpers.write_big_vision_npz(tmp_path / "upstream.npz", layout)
     args = [f"--config={CONFIGS}/cifar10_vit_batchensemble.py", *TINY, "--config.model.be_layers=(1,)",
-            "--config.train_epochs=1", "--config.corruptions_interval=0", f"--config.model_init={tmp_path / 'upstream.npz'}"]
+            "--config.train_epochs=1", "--config.corruptions_interval=0",
+            f"--config.model_init={tmp_path / 'upstream.npz'}"]
     out = tmp_path / "be"
     metrics = experiment.run(config_of(args), script_method("batchensemble"), output_dir=out, data_dir=str(data_dir),
                              save_predictions=True)

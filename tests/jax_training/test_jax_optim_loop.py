@@ -36,7 +36,8 @@ def test_fast_weights_move_at_their_multiplier_of_the_learning_rate():
 def test_member_loss_is_the_mean_of_the_members_cross_entropies():
     rng = np.random.default_rng(0)
     logits, labels = rng.normal(size=(4, 3, 5)).astype(np.float32), np.array([0, 4, 2, 2])
-    expected = np.mean([optax.softmax_cross_entropy_with_integer_labels(logits[:, m], labels) for m in range(3)], axis=0)
+    expected = np.mean([optax.softmax_cross_entropy_with_integer_labels(logits[:, m], labels) for m in range(3)],
+                       axis=0)
     np.testing.assert_allclose(loop.member_cross_entropy(jnp.asarray(logits), jnp.asarray(labels)), expected, rtol=1e-5)
     probs = loop.mean_probs(jnp.asarray(logits))
     np.testing.assert_allclose(probs, jax.nn.softmax(logits, -1).mean(1), rtol=1e-6)

@@ -100,7 +100,8 @@ def test_missing_parameters_and_missing_file_are_errors(tmp_path, small_vit):
     shallow = layout(depth=1)
     write_big_vision_npz(tmp_path / "shallow.npz", shallow)
     _, params = small_vit
-    with pytest.raises(pretrained.PretrainedError, match="encoderblock_1/LayerNorm_0/bias: missing from the checkpoint"):
+    with pytest.raises(pretrained.PretrainedError,
+                       match="encoderblock_1/LayerNorm_0/bias: missing from the checkpoint"):
         pretrained.load_pretrained(params, tmp_path / "shallow.npz")
     with pytest.raises(pretrained.PretrainedError, match="does not exist"):
         pretrained.load_pretrained(params, tmp_path / "absent.npz")

@@ -12,7 +12,8 @@ from uncertainty_baselines.jax_training import checkpoints, vit
 def test_parameters_are_named_and_shaped_as_big_vision_writes_them(pool_type):
     model = vit.ViT(num_classes=10, pool_type=pool_type, **SMALL)
     shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, 32, 32, 3)))["params"]
-    ours = {k: v.shape for k, v in checkpoints.flatten(jax.tree_util.tree_map(lambda s: np.zeros(s.shape), shapes)).items()}
+    zeros = jax.tree_util.tree_map(lambda s: np.zeros(s.shape), shapes)
+    ours = {k: v.shape for k, v in checkpoints.flatten(zeros).items()}
     expected = big_vision_layout(depth=2, width=16, mlp_dim=32, num_heads=2, patch=8, grid=4, num_classes=10,
                                  pool_type=pool_type)
     assert ours == expected

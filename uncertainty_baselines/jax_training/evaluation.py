@@ -8,7 +8,9 @@ scored exactly once. Results carry the suite's flat names (`ub.metrics.flatten_r
 (`test/ensemble_negative_log_likelihood`, `test/disagreement`, ...) and
 `test/<metric>_member_<i>`; `ood/<name>_auroc` (OOD positive, score 1 - max probability;
 `ood/<name>_<kind>_...` for other score kinds); `test/<metric>_<type>_<severity>` and the
-corrupted means.
+corrupted means. Each evaluation also gives what a report draws (runs/curves.py): the
+reliability diagrams of the test and corrupted sets and the ROC curve of every OOD set and
+score kind.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from uncertainty_baselines import metrics as ub_metrics
 from uncertainty_baselines.jax_training.loop import NonFiniteError, put_batch
+from uncertainty_baselines.runs import curves as run_curves
 from uncertainty_baselines.runs.run_record import fingerprint
 
 PredictFn = Callable[[Any, jax.Array], dict[str, jax.Array]]
@@ -40,7 +43,7 @@ class _Scores:
         self.ensemble: ub_metrics.EnsembleMetrics | None = None
         self.members: list[ub_metrics.ClassificationMetrics] = []
         self.ood = {kind: ub_metrics.OODMetrics() for kind in (ood_kinds or ())}
-        self.count = 0
+        self.count = self.num_ood = 0
         self.ids: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.pixel_sums: list[np.ndarray] = []
@@ -73,6 +76,7 @@ class _Scores:
                     metric.add_batch(probs, label=labels)
         if self.ood:
             is_ood = batch["is_in_distribution"][keep] == 0
+            self.num_ood += int(is_ood.sum())
             for kind, metric in self.ood.items():
                 metric.add_batch(ood_score(out, kind), is_ood=is_ood)
         if with_fingerprint:
@@ -89,6 +93,20 @@ class _Scores:
             for i, member in enumerate(self.members):
                 results.update({f"{k}_member_{i}": v for k, v in member.result().items()})
         return results
+
+    def reliability(self) -> dict[str, list]:
+        """The reliability-diagram record (runs/curves.py) of the set's mean predictions."""
+        return run_curves.reliability_entry(self.clean.reliability_diagram())
+
+    def roc(self, dataset: str) -> dict[str, dict[str, Any]]:
+        """The ROC-curve records (OOD positive) of each score kind, keyed as the ood/ metrics."""
+        records = {}
+        for kind, metric in self.ood.items():
+            curve = metric.roc_curve(max_points=run_curves.ROC_POINTS)
+            records[dataset if kind == "msp" else f"{dataset}_{kind}"] = run_curves.roc_entry(
+                curve["fpr"], curve["tpr"], dataset=dataset, kind=kind, num_in=self.count - self.num_ood,
+                num_ood=self.num_ood)
+        return records
 
     def predictions(self) -> dict[str, np.ndarray]:
         """The kept per-example arrays (logits, id, labels[, is_in_distribution]) in order."""
@@ -141,11 +159,11 @@ def evaluate(predict: PredictFn, params: Any, mesh: Any, *, num_classes: int, te
              ood: Mapping[str, Callable[[], Iterable]] | None = None,
              corrupted: Mapping[tuple[str, int], Callable[[], Iterable]] | None = None,
              ood_kinds: Sequence[str] = ("msp",), test_name: str = "test",
-             on_predictions: OnPredictions | None = None) -> tuple[dict[str, float], str]:
+             on_predictions: OnPredictions | None = None) -> tuple[dict[str, float], str, dict[str, Any]]:
     """Flat metrics over the clean test set, each OOD set and each corrupted set (each a
     function returning fresh batches), plus `test/ms_per_example` and `test/num_examples`;
-    returns them and the clean set's data fingerprint. `on_predictions` receives each set's
-    per-example predictions."""
+    returns them, the clean set's data fingerprint and the curves record (runs/curves.py).
+    `on_predictions` receives each set's per-example predictions."""
     keep = on_predictions is not None
     start = time.perf_counter()
     clean = score_dataset(predict, params, test(), mesh, num_classes=num_classes, what="the test set",
@@ -153,10 +171,12 @@ def evaluate(predict: PredictFn, params: Any, mesh: Any, *, num_classes: int, te
     seconds = time.perf_counter() - start
     if keep:
         on_predictions("test", None, clean.predictions())
+    curves: dict[str, dict[str, Any]] = {"reliability": {"test": clean.reliability()}, "roc": {}}
     ood_results: dict[str, dict[str, float]] = {}
     for name, batches in (ood or {}).items():
         scores = score_dataset(predict, params, batches(), mesh, num_classes=num_classes, what=f"the OOD set {name}",
                                ood_kinds=ood_kinds, classify=False, keep=keep)
+        curves["roc"].update(scores.roc(name))
         if keep:
             on_predictions("ood", name, scores.predictions())
         for kind, metric in scores.ood.items():
@@ -168,7 +188,8 @@ def evaluate(predict: PredictFn, params: Any, mesh: Any, *, num_classes: int, te
         if keep:
             on_predictions("corrupted", key, scores.predictions())
         corrupted_results[key] = scores.classification()
+        curves["reliability"][f"test/{key[0]}_{key[1]}"] = scores.reliability()
     flat = ub_metrics.flatten_results(clean.classification(), ood=ood_results, corrupted=corrupted_results or None)
     flat["test/ms_per_example"] = 1000.0 * seconds / clean.count
     flat["test/num_examples"] = float(clean.count)
-    return flat, clean.fingerprint(test_name)
+    return flat, clean.fingerprint(test_name), curves

@@ -8,7 +8,8 @@ Same life and outputs as the Keras baselines (docs/ARCHITECTURE.md, "One run lif
    `.npz` (a parameter that does not fit fails here, named);
 3. `runs.lifecycle.start_run`: lock the output folder, refuse one holding another run
    (unless `overwrite`), write `flags.json` (the flattened config) or resume;
-4. train with resume: each epoch ends with an evaluation (`metrics.jsonl`, TensorBoard) and,
+4. train with resume: each epoch ends with an evaluation (`metrics.jsonl`, TensorBoard,
+   `curves.jsonl`: reliability diagrams and ROC curves for reports) and,
    every `checkpoint_interval` epochs and at the end, a checkpoint (`runs.checkpoint`
    format: params.npz + opt_state.npz + sha256 manifest). A restart restores the latest
    checkpoint and replays the remaining steps of the same deterministic data stream with
@@ -34,6 +35,7 @@ from uncertainty_baselines.jax_training import checkpoints, config as config_lib
 from uncertainty_baselines.jax_training import evaluation, loop, optim, pretrained, vit
 from uncertainty_baselines.jax_training.method import Method
 from uncertainty_baselines.runs import checkpoint, lifecycle, lock, predictions, progress, summaries
+from uncertainty_baselines.runs import curves as run_curves
 from uncertainty_baselines.runs import output_dir as output_dir_lib
 
 # Config fields that do not change the result; they may differ when a run is resumed.
@@ -203,9 +205,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: An
             last = epoch + 1 == config.train_epochs
             with_corrupted = bool(data.corrupted) and (
                 (epoch + 1) % config.corruptions_interval == 0 or last)
-            saver = predictions.PredictionsWriter(output_dir / predictions.SUBDIR) if save_predictions and last else None
+            saver = (predictions.PredictionsWriter(output_dir / predictions.SUBDIR) if save_predictions and last
+                     else None)
             try:
-                flat, fingerprint = evaluation.evaluate(
+                flat, fingerprint, curves = evaluation.evaluate(
                     predict, state.params, mesh, num_classes=data.num_classes,
                     test=lambda: data_lib.eval_batches(data.test, eval_batch),
                     ood={name: (lambda ds=ds: data_lib.eval_batches(ds, eval_batch)) for name, ds in data.ood.items()},
@@ -227,6 +230,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, model: Any, params: An
                 "train/learning_rate": float(lr_fn(step - 1)),
             }
             record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
+            run_curves.append_curves(output_dir, step, curves, epoch=epoch + 1)
             logging.info("epoch %d/%d: %s", epoch + 1, config.train_epochs, summaries.format_metrics(record))
             if (epoch + 1) % config.checkpoint_interval == 0 or last:
                 path = checkpoints.save(ckpt_dir, step, {"params": state.params, "opt_state": state.opt_state}, {
