@@ -1,12 +1,19 @@
-"""Shared fixtures of the CIFAR- and CLINC-method end-to-end tests: tiny prepared data (and
-a tiny BERT folder, and the reference CLINC run), made once."""
+"""Shared fixtures of the CIFAR-, ImageNet- and CLINC-method end-to-end tests: tiny prepared
+data (and a tiny BERT folder, and the reference CLINC run), made once."""
 import pathlib
 
 import numpy as np
 import pytest
 
 import clinc_e2e
+import imagenet_e2e
 from cifar_e2e import CORRUPTIONS, NUM_OOD, NUM_TEST, NUM_TRAIN, SEVERITIES, prepare, read_idx, write_idx
+
+
+@pytest.fixture(scope="session")
+def imagenet_data_dir(tmp_path_factory):
+    """A 4-class miniature ImageNet with ImageNet-C, -A and -V2 (tests/baselines/imagenet_e2e.py), prepared."""
+    return imagenet_e2e.prepare(tmp_path_factory.mktemp("imagenet"))
 
 
 @pytest.fixture(scope="session")

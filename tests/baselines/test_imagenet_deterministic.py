@@ -19,8 +19,8 @@ COMMON = ["--image_size=32", "--batch_size=16", "--train_epochs=2", "--base_lear
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return imagenet_e2e.prepare(tmp_path_factory.mktemp("imagenet"))
+def data_dir(imagenet_data_dir):
+    return imagenet_data_dir
 
 
 @pytest.fixture(scope="module")
