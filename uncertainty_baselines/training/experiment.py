@@ -241,7 +241,7 @@ def train_and_evaluate(*, model: keras.Model, optimizer: keras.optimizers.Optimi
             record = writer.write(step, {**train_metrics, **flat}, epoch=epoch + 1)
             if chief:
                 curves.append_curves(output_dir, step, recorder.curves, epoch=epoch + 1)
-            logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, format_metrics(record))
+            logging.info("epoch %d/%d: %s", epoch + 1, train_epochs, summaries.format_metrics(record))
             if chief and ((epoch + 1) % checkpoint_interval == 0 or last):
                 path = checkpoint.save(ckpt_dir, step, checkpoint_parts(model, optimizer), {
                     "epoch": epoch + 1, "wall_time_s": earlier_wall_s + time.time() - started_at})
@@ -428,7 +428,7 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
                "num_replicas": strategy.num_replicas_in_sync, "train_examples": data.num_train_examples,
                "steps": metrics.get("step"), "checkpoint_dir": checkpoint.SUBDIR})
     distribution.barrier(strategy)
-    print(results_table(metrics, num_params=model.count_params()))
+    print(summaries.results_table(metrics, num_params=model.count_params()))
     return metrics
 
 
@@ -508,7 +508,7 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
                data_fingerprint=evaluation.data_fingerprint(config.dataset, data.test, strategy),
                extra={"method": method.name, "members": [str(d) for d in run_dirs], "num_params": num_params,
                       "num_replicas": strategy.num_replicas_in_sync})
-    print(results_table(metrics, num_params=num_params))
+    print(summaries.results_table(metrics, num_params=num_params))
     return metrics
 
 
@@ -538,22 +538,6 @@ def run_from_flags(flag_values: Any, method: method_lib.Method,
             distribution.ClusterError) as e:
         logging.error("%s", e)
         sys.exit(f"stopped: {e}")
-
-
-def results_table(metrics: Mapping[str, Any], num_params: int | None = None) -> str:
-    """The final table: headline metrics (accuracy, NLL, ECE, corrupted, OOD, cost) if present."""
-    rows = summaries.headline_metrics(metrics)
-    if num_params is not None:
-        rows.append(("num_params", num_params))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    lines += [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}" for k, v in rows]
-    return "\n".join(lines)
-
-
-def format_metrics(metrics: Mapping[str, Any], keys: tuple[str, ...] = (
-        "train/loss", "train/accuracy", "test/accuracy", "test/negative_log_likelihood", "test/ece")) -> str:
-    return ", ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
 
 
 IMAGE_TASK = Task(validate=ub_flags.validate_image_flags, load_data=image_data, optimizer=default_optimizer,
