@@ -183,10 +183,11 @@ def corruption_type_figure(runs: Sequence[tuple[str, Mapping[str, Any]]],
 def type_severity_figure(runs: Sequence[tuple[str, Mapping[str, Any]]], metric: str = "accuracy",
                          palette: Mapping[str, Any] | None = None) -> bytes | None:
     """`metric` against severity for each corruption type (a panel per type, a line per run
-    starting at the clean value); None unless some run was evaluated at several severities."""
-    runs = [(name, m) for name, m in runs if len({s for _, s in _corrupted_cells(m, metric)}) > 1]
-    if not runs:
+    starting at the clean value; a run evaluated at one severity is a point there); None
+    unless some run was evaluated at several severities."""
+    if not any(len({s for _, s in _corrupted_cells(m, metric)}) > 1 for _, m in runs):
         return None
+    runs = [(name, m) for name, m in runs if _corrupted_cells(m, metric)]
     label = dict((k, v) for k, v, _ in CLASSIFICATION).get(metric, metric)
     types = sorted({t for _, m in runs for t in corruption_types(m)})
     cols = min(5, len(types))
