@@ -189,6 +189,15 @@ def test_a_partly_finished_sweep_resumes_without_repeating_runs(env, capsys):
     assert "ran 5, skipped 3 finished" in capsys.readouterr().out
 
 
+def test_run_ids_ignore_the_data_folder_and_survive_added_points(env):
+    base = sweep.Sweep(script="x.py", space=sweep.grid(learning_rate=[1e-3, 1e-2]), fixed={"epochs": 10})
+    wider = sweep.Sweep(script="x.py", space=sweep.grid(learning_rate=[1e-3, 3e-3, 1e-2]), fixed={"epochs": 10})
+    ids = [r.id for r in sweep.plan(base, env, {"data_dir": "/data/a"})]
+    assert ids == [r.id for r in sweep.plan(base, env, {"data_dir": "/elsewhere"})]
+    assert set(ids) < {r.id for r in sweep.plan(wider, env)}
+    assert ids != [r.id for r in sweep.plan(base, env, {"seed": 1})]
+
+
 def test_commands_for_an_array_job(env, capsys):
     path = definition(env)
     out = env / "out"
@@ -206,10 +215,16 @@ def test_commands_for_an_array_job(env, capsys):
     assert argv[-1].startswith(f"--output_dir={out.resolve() / 'runs'}")
 
 
-def test_collect_writes_table_and_offline_hiplot_page(env, tmp_path):
+def test_collect_writes_table_and_offline_hiplot_page(env, tmp_path, capsys):
     path = definition(env)
     out = env / "out"
     assert cli.main(["run", str(path), "--out", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    misspelt = env / "misspelt.py"
+    misspelt.write_text(path.read_text().replace('"validation/rmse"', '"validation/rmse_95"'))
+    assert cli.main(["collect", str(misspelt), "--out", str(out)]) == 0
+    assert "warning: metric 'validation/rmse_95' is in no finished run's run.json" in capsys.readouterr().err
+    assert cli.main(["collect", str(path), "--out", str(out)]) == 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     best = max(rows, key=lambda r: r["validation/log_likelihood"])
     assert best["learning_rate"] == 0.001 and best["epochs"] == 100

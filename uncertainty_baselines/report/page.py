@@ -14,10 +14,11 @@ from uncertainty_baselines.report import figures
 from uncertainty_baselines.report.runs import RunData, assign_data_groups, flags_command, headline_columns, load_runs
 
 LOWER_IS_BETTER = ("negative_log_likelihood", "ece", "brier", "mce", "rmsce", "rmse", "crps", "fpr_at_95_tpr",
-                   "interval_width", "ms_per_example", "loss", "disagreement")
+                   "interval_width_95", "ms_per_example", "loss", "disagreement")
 SHORT_NAMES = (("negative_log_likelihood", "NLL"), ("accuracy", "acc"), ("_mean_corrupted", " corrupted"),
                ("ms_per_example", "ms/example"), ("_auroc", " AUROC"), ("_aupr_out", " AUPR-out"),
-               ("log_likelihood", "LL"), ("interval_coverage", "95% coverage"), ("_", " "))
+               ("log_likelihood", "LL"), ("interval_coverage_95", "95% coverage"),
+               ("interval_width_95", "95% width"), ("_", " "))
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px; color: #222;
        max-width: 1400px; }

@@ -18,7 +18,7 @@ FLAGS_FILE = "flags.json"
 # What makes a folder a run: any of these files (a release bundle holds run.json).
 RUN_FILES = (run_record.RUN_RECORD, FLAGS_FILE, summaries.METRICS_FILE)
 # The metrics a regression (UCI) run reports, in table order, when it has no classification headline.
-REGRESSION_HEADLINE = ("log_likelihood", "rmse", "crps", "interval_coverage", "interval_width")
+REGRESSION_HEADLINE = ("log_likelihood", "rmse", "crps", "interval_coverage_95", "interval_width_95")
 
 
 class ReportError(ValueError):

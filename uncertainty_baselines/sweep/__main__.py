@@ -60,10 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = result["failed"]
             print(f"ran {len(result['finished'])}, skipped {len(result['skipped'])} finished, "
                   f"{len(failed)} failed")
-        elif not (out / runner.SWEEP_FILE).is_file():
+        else:  # collect: the table of the definition as it is now (its metrics may have changed)
+            out.mkdir(parents=True, exist_ok=True)
             runner.write_plan(definition, args.definition, out.resolve(), runner.plan(definition, out, overrides))
         written = collect.write_results(out, page=False)
-        rows, _ = collect.collect_rows(out)
+        rows, plan = collect.collect_rows(out)
+        for message in collect.missing_metrics(rows, plan):
+            print(f"sweep: warning: {message}", file=sys.stderr)
         try:
             written.update(collect.write_results(out))
         except sweep_lib.SweepError as e:

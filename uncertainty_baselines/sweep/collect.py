@@ -53,6 +53,18 @@ def collect_rows(out: str | os.PathLike) -> tuple[list[dict[str, Any]], dict[str
     return rows, plan
 
 
+def missing_metrics(rows: Sequence[dict[str, Any]], plan: dict[str, Any]) -> list[str]:
+    """Messages for the definition's metrics that no finished run recorded (a misspelt key)."""
+    finished = [row for row in rows if row.get("status") == "finished"]
+    if not finished:
+        return []
+    messages = []
+    for key in plan.get("metrics") or []:
+        if all(row.get(key) is None for row in finished):
+            messages.append(f"metric {key!r} is in no finished run's run.json (see a run's run.json for the names)")
+    return messages
+
+
 def write_results(out: str | os.PathLike, *, page: bool = True) -> dict[str, pathlib.Path]:
     """results.csv, results.jsonl and (with `page`, when HiPlot is installed) sweep.html in
     the sweep folder `out`; returns the paths written."""

@@ -30,6 +30,8 @@ from uncertainty_baselines.sweep.space import Space, SweepError
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUNNER_FLAGS = ("output_dir",)  # set by the runner for each run
+# Flags that do not change a run's result (as training.flags.RESULT_NEUTRAL_FLAGS): not in run ids.
+ID_NEUTRAL_FLAGS = ("data_dir", "download_data", "log_interval_s", "steps_per_loop", "keep_checkpoints", "tpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +103,10 @@ def arguments(flags: Mapping[str, Any]) -> list[str]:
 
 
 def run_id(flags: Mapping[str, Any]) -> str:
-    """A run's folder name: a hash of its flags, so adding points keeps the others' folders."""
-    text = json.dumps({k: flag_value(v) for k, v in flags.items()}, sort_keys=True)
+    """A run's folder name: a hash of its flags (but those that do not change a result, such
+    as --data_dir), so adding points keeps the others' folders and another machine's data
+    folder finds the same runs."""
+    text = json.dumps({k: flag_value(v) for k, v in flags.items() if k not in ID_NEUTRAL_FLAGS}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

@@ -14,6 +14,6 @@ SWEEP = Sweep(
     space=grid(dataset=["uci_yacht", "uci_boston_housing"], learning_rate=[1e-3, 3e-3, 1e-2],
                epochs=[40, 100, 400]),
     fixed={"split": "all", "validation_percent": 0.2},
-    metrics=("validation/log_likelihood", "validation/rmse", "validation/crps", "validation/interval_coverage"),
+    metrics=("validation/log_likelihood", "validation/rmse", "validation/crps", "validation/interval_coverage_95"),
     description="Adam learning rate x epochs, deterministic Gaussian MLP, validation carve-out",
 )
