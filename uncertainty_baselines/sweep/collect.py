@@ -117,7 +117,7 @@ def parallel_coordinates_page(rows: Sequence[dict[str, Any]], plan: dict[str, An
         exp.colorby = metrics[0]
     # HiPlot lays `order` out from right to left: flags on the left, metrics on the right.
     exp.display_data(hip.Displays.PARALLEL_PLOT).update({"order": [*swept, *metrics][::-1],
-                                                        "hide": ["uid", "from_uid", "run"]})
+                                                        "hide": ["uid", "from_uid", "run", "wall_time_s"]})
     exp.display_data(hip.Displays.TABLE).update({"hide": ["from_uid"]})
     html = exp.to_html()
     html = html.replace(FONT_IMPORT, "")
