@@ -105,6 +105,14 @@ def test_reliability_bins_and_roc_are_the_recorded_ones(two_runs):
     assert sum(pooled["count"]) == 4 * 300
 
 
+def test_a_shifted_test_set_gets_its_reliability_diagram(tmp_path):
+    run = tiny_runs.write_run(tmp_path / "with-shift", epochs=1, severities=(), shifted=True)
+    assert set(report.load_run(run).last_curves["reliability"]) == {"test", "shifted_v2"}
+    page = Page(report.render_report(report.load_runs([run])))
+    assert [img["alt"] for img in page.images if img["alt"].startswith("reliability")] == [
+        "reliability diagram of with-shift on the clean test set", "reliability diagram of with-shift on shifted_v2"]
+
+
 def test_older_runs_degrade_gracefully_and_say_what_is_missing(two_runs, tmp_path):
     old = tiny_runs.write_run(tmp_path / "old-run", seed=2, with_curves=False, with_command=False)
     no_ood = tiny_runs.write_run(tmp_path / "no-ood", seed=3, ood=False, severities=())

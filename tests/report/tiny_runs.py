@@ -34,7 +34,7 @@ def predictions(n, seed, sharpness, ood=0):
 
 
 def write_run(path, *, dataset="fashion_mnist", seed=0, epochs=3, ood=True, severities=(1, 3),
-              with_curves=True, with_command=True, finished=True, method="deterministic"):
+              with_curves=True, with_command=True, finished=True, method="deterministic", shifted=False):
     """A run folder at `path`; returns it. `with_curves=False` / `with_command=False` give
     what runs recorded before curves.jsonl / the command existed; `finished=False` stops
     before run.json."""
@@ -47,13 +47,15 @@ def write_run(path, *, dataset="fashion_mnist", seed=0, epochs=3, ood=True, seve
     flat = {}
     for epoch in range(1, epochs + 1):
         sharp = 0.8 + 0.7 * epoch + 0.2 * seed
-        sets = {"test": predictions(300, seed, sharp), "mnist": predictions(500, seed + 1, sharp, ood=200)}
+        sets = {"test": predictions(300, seed, sharp), "mnist": predictions(500, seed + 1, sharp, ood=200),
+                "shifted": predictions(200, seed + 2, sharp / 2)}
         corrupted = {(kind, s): (kind, s) for kind in CORRUPTIONS for s in severities} if epoch == epochs else {}
         for kind, s in corrupted:
             sets[(kind, s)] = predictions(300, seed + 10 * s + len(kind), sharp / (1 + 0.4 * s))
         recorder = evaluation.CurveRecorder(NUM_CLASSES, ("msp", "entropy"))
         flat, _ = evaluation.evaluate(lambda ds: sets[ds], num_classes=NUM_CLASSES, test="test",
                                       ood={"mnist": "mnist"} if ood else None, corrupted=corrupted or None,
+                                      shifted={"shifted_v2": "shifted"} if shifted else None,
                                       ood_score_kinds=("msp", "entropy"), on_predictions=recorder)
         train = {"train/loss": 2.3 / epoch, "train/accuracy": 1 - 0.8 / epoch}
         step = 10 * epoch

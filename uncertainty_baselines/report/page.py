@@ -258,7 +258,7 @@ def _group_sections(runs: Sequence[RunData]) -> list[str]:
                         figures.pool_reliability(corrupted), f"{run.name}: {len(corrupted)} corrupted sets pooled"),
                         f"reliability diagram of {run.name} on its corrupted sets"))
                 for key, entry in sorted(last.get("reliability", {}).items()):
-                    if key.startswith("ood/"):
+                    if key != "test" and not key.startswith("test/"):  # shifted sets, classified OOD sets
                         images.append(_img(figures.reliability_figure(entry, f"{run.name}: {key}"),
                                            f"reliability diagram of {run.name} on {key}"))
                 parts.append(f"<div class='figures'>{''.join(images)}</div>")

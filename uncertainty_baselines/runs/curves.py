@@ -7,6 +7,7 @@ metrics.jsonl line (`training.evaluation.evaluate(..., curves=...)` computes it)
      "reliability": {                        # top-label reliability diagram per evaluated set
         "test": {"count": [B ints], "confidence": [B], "accuracy": [B]},
         "test/gaussian_noise_3": {...},      # corrupted sets: test/<type>_<severity>
+        "imagenet_a": {...},                 # shifted test sets (ImageNet-A, -R, -V2) by name
         "ood/combined": {...}},              # an OOD set whose every example has a class
      "roc": {                                # ROC curve per OOD set and score kind, OOD positive
         "mnist": {"dataset": "mnist", "kind": "msp", "fpr": [...], "tpr": [...],
