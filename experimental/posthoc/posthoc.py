@@ -1,10 +1,12 @@
 r"""Post-hoc uncertainty on a finished classification run: one command, no retraining.
 
 Takes a finished run directory (or release bundle) of a single deterministic network,
-fits on a held-out part that is never the test set, and evaluates on the same test, OOD
-and corrupted sets as the run (rebuilt from its run.json), writing `posthoc.json` with
-the run's flat metric names under a method prefix (`temperature/test/ece`,
-`laplace_kfac/ood/mnist_auroc`, `conformal_aps/test/coverage_mean_corrupted`, ...):
+image (CIFAR, Fashion-MNIST, ...) or text (CLINC150), fits on a held-out part that is
+never the test set, and evaluates on the same test, OOD and corrupted sets as the run
+(rebuilt from its run.json; CLINC: the in-domain test set, and the combined test set,
+whose out-of-scope queries are the OOD examples, as OOD set `combined`; no corrupted
+sets), writing `posthoc.json` with the run's flat metric names under a method prefix
+(`temperature/test/ece`, `laplace_kfac/ood/mnist_auroc`, `conformal_aps/test/set_size`, ...):
 
   raw              the run's own softmax, recomputed (checks the model and data: its
                    test/accuracy must equal the run's)
@@ -19,15 +21,19 @@ the run's flat metric names under a method prefix (`temperature/test/ece`,
 
   python experimental/posthoc/posthoc.py --run=/work/runs/table/det-s42 \
       --output_dir=/tmp/posthoc-det-s42 --heldout='train[45000:50000]' --fit='train[:10000]'
+  python experimental/posthoc/posthoc.py --run=/work/runs/clinc/deterministic-seed0 \
+      --output_dir=/tmp/posthoc-clinc --heldout=validation
 
-Held-out part (--heldout): `validation`, the run's own carve-out (a run trained with
---train_examples N keeps training examples N.. out of training), or `train[a:b]`, a
-stated slice of the training split (seen in training when the run trained on it: stated
-in posthoc.json). Never the test set: a test split, or a held-out part overlapping the
---fit part, is refused, and held-out or fit examples whose preprocessed pixels equal a
-test image's (sha256) are dropped and counted. Penultimate features and logits of every
-set are cached in `<output_dir>/features/` (runs.predictions format, with `features` and
-`digest`) and reused when the run's weights and the sets are the same.
+Held-out part (--heldout): `validation`, examples the run never saw: its own carve-out
+(a run trained with --train_examples N keeps training examples N.. out of training), else
+the dataset's own validation split (CLINC: its 3,000 in-domain validation queries); or
+`train[a:b]`, a stated slice of the training split (seen in training when the run trained
+on it: stated in posthoc.json). Never the test set: a test split, or a held-out part
+overlapping the --fit part, is refused, and held-out or fit examples whose preprocessed
+input (pixels, token ids) equals a test example's (sha256) are dropped and counted.
+Penultimate features and logits of every set are cached in `<output_dir>/features/`
+(runs.predictions format, with `features` and `digest`) and reused when the run's weights
+and the sets are the same.
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ import re
 import sys
 import time
 import types
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # Run as a script: the experiments import from the repo root.
@@ -57,7 +63,7 @@ METHODS = ("temperature", "conformal_aps", "conformal_raps", "laplace_diag", "la
 # Methods that predict with one eval-mode pass of one network whose output layer is a Dense.
 SINGLE_NETWORK_METHODS = ("deterministic",)
 FEATURES_SUBDIR = "features"
-FIT_EXAMPLES = 10_000  # The default fit part: at most this many training examples.
+FIT_EXAMPLES = 10_000  # The default fit part of an image run: at most this many training examples.
 RESULT_FILE = "posthoc.json"
 
 FLAG_NAMES = ("run", "output_dir", "data_dir", "heldout", "fit", "coverage", "methods", "laplace_predictive",
@@ -69,19 +75,21 @@ def define_flags() -> None:
     flags.DEFINE_string("run", None, "Finished run directory or release bundle (folder or .tar.gz).")
     flags.DEFINE_string("output_dir", None, "Where posthoc.json and the feature cache go (never inside the run).")
     flags.DEFINE_string("data_dir", None, "Data directory (default: the run's --data_dir, else $UB_DATA_DIR).")
-    flags.DEFINE_string("heldout", "validation", "The part fit on: 'validation' (the run's carve-out) or "
+    flags.DEFINE_string("heldout", "validation", "The part fit on: 'validation' (examples the run never saw: "
+                        "its carve-out, else the dataset's own validation split, e.g. CLINC's) or "
                         "'train[a:b]' (a slice of the training split); never the test set.")
     flags.DEFINE_string("fit", "auto", "Training examples for the Laplace curvature and the class Gaussians: "
-                        "'train[a:b]', or 'auto', the first min(10000, the run's training examples); "
-                        "disjoint from --heldout.")
+                        "'train[a:b]', or 'auto': an image run's first min(10000, its training examples), a "
+                        "text run's every training example (CLINC's are ordered by intent); disjoint from "
+                        "--heldout.")
     flags.DEFINE_float("coverage", 0.9, "Nominal coverage level 1 - alpha of the conformal sets, in (0, 1).")
     flags.DEFINE_list("methods", list(METHODS), f"Post-hoc methods to apply, of {list(METHODS)}.")
     flags.DEFINE_enum("laplace_predictive", "probit", list(laplace.PREDICTIVES), "Laplace predictive.")
     flags.DEFINE_integer("laplace_samples", 100, "Samples of the MC Laplace predictive.")
     flags.DEFINE_integer("batch_size", 500, "Evaluation batch size.")
     flags.DEFINE_integer("seed", 0, "Seed of the conformal randomisation and the MC predictive.")
-    flags.DEFINE_list("corruption_types", None, "Corruption types (default: the run's).")
-    flags.DEFINE_list("severities", None, "Corruption severities (default: the run's).")
+    flags.DEFINE_list("corruption_types", None, "Corruption types (default: the run's; image runs only).")
+    flags.DEFINE_list("severities", None, "Corruption severities (default: the run's; image runs only).")
 
 
 FLAGS = flags.FLAGS
@@ -115,8 +123,6 @@ def read_run(path: str | os.PathLike) -> dict[str, Any]:
     if dataset.startswith("uci_") or "test/accuracy" not in metrics:
         raise PosthocError(f"{path} is not a classification run (dataset {dataset!r}, no test/accuracy in its "
                            "metrics): post-hoc calibration, conformal sets and OOD scores need class predictions")
-    if dataset.startswith("clinc"):
-        raise PosthocError(f"{path} is a text run ({dataset}); the post-hoc command reads image runs only so far")
     if not record.get("model"):
         raise PosthocError(f"{path} records no single network (an ensemble of runs?): apply the post-hoc "
                            "methods to each member run")
@@ -127,17 +133,25 @@ def read_run(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
+def is_text(dataset: str) -> bool:
+    from uncertainty_baselines.training import text
+    return dataset in text.DATASETS
+
+
 def feature_extractor(model: Any) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(model mapping inputs to [penultimate features, logits], kernel, bias) of a model
-    whose last layer is a linear Dense."""
+    """(model mapping its one input to [penultimate features, logits], kernel, bias) of a
+    model whose last layer is a linear Dense (a BERT classifier: the pooled features)."""
     import keras
     head = model.layers[-1]
     if type(head) is not keras.layers.Dense or head.activation is not keras.activations.linear:
         raise PosthocError(f"the model's last layer is {type(head).__name__}, not a linear Dense: "
                            "the last-layer methods need one")
+    if len(model.inputs) != 1:
+        raise PosthocError(f"the model takes {len(model.inputs)} inputs ({[t.name for t in model.inputs]}); the "
+                           "post-hoc command feeds each example's `features` alone, as the training loop does "
+                           "(a BERT classifier needs token_ids_only, as the CLINC baselines build it)")
     kernel, bias = (np.asarray(w, np.float64) for w in head.get_weights())
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, [head.input, model.outputs[0]]), kernel, bias
+    return keras.Model(model.inputs[0], [head.input, model.outputs[0]]), kernel, bias
 
 
 # ----- held-out and fit parts ----------------------------------------------------------------
@@ -145,7 +159,7 @@ _SLICE = re.compile(r"^train\[(-?\d*):(-?\d*)\]$")
 
 
 def check_spec(spec: str, what: str) -> None:
-    """PosthocError unless `spec` names a part of the training split (see resolve_part)."""
+    """PosthocError unless `spec` names a held-out or fit part (see resolve_part)."""
     spec = spec.strip()
     if spec.startswith(("test", "ood")) or "corrupted" in spec:
         raise PosthocError(f"--{what}={spec!r}: the {what} part must never be the test set (or an OOD or "
@@ -155,35 +169,55 @@ def check_spec(spec: str, what: str) -> None:
                            + (" or 'auto'" if what == "fit" else ""))
 
 
-def resolve_part(spec: str, *, total: int, trained: int, what: str) -> tuple[int, int]:
-    """Absolute [start, stop) in the training split of `validation`, `train[a:b]` or (the
-    fit part) `auto`: the first min(FIT_EXAMPLES, trained) training examples."""
+class Part(NamedTuple):
+    """Examples [start, stop) of one split of the dataset: 'train', or its own 'validation'."""
+    split: str
+    start: int
+    stop: int
+
+    def __str__(self) -> str:
+        return f"{self.split}[{self.start}:{self.stop}]"
+
+
+def resolve_part(spec: str, *, total: int, trained: int, what: str, validation_size: int = 0,
+                 fit_limit: int | None = FIT_EXAMPLES) -> Part:
+    """The Part named by `validation`, `train[a:b]` or (the fit part) `auto`.
+
+    `validation` is the run's carve-out, training examples [trained, total), else (a run
+    trained on every training example) the dataset's own validation split of
+    `validation_size` examples when it has one. `auto` is the first min(fit_limit,
+    trained) training examples (all of them when fit_limit is None)."""
     check_spec(spec, what)
     spec = spec.strip()
     if spec == "auto":
-        return 0, min(FIT_EXAMPLES, trained)
+        return Part("train", 0, trained if fit_limit is None else min(fit_limit, trained))
     if spec == "validation":
-        if trained >= total:
-            raise PosthocError(f"--{what}=validation: the run trained on all {total} training examples, so it has "
-                               "no validation carve-out; give a slice of the training split, e.g. "
-                               f"--{what}='train[{total - total // 10}:{total}]' (seen in training)")
-        return trained, total
+        if trained < total:
+            return Part("train", trained, total)
+        if validation_size > 0:
+            return Part("validation", 0, validation_size)
+        raise PosthocError(f"--{what}=validation: the run trained on all {total} training examples, so it has "
+                           "no validation carve-out (and the dataset no validation split of its own); give a "
+                           f"slice of the training split, e.g. --{what}='train[{total - total // 10}:{total}]' "
+                           "(seen in training)")
     start, stop, _ = slice(*(int(x) if x else None for x in _SLICE.match(spec).groups())).indices(total)
     if stop - start < 1:
         raise PosthocError(f"--{what}={spec!r} is empty (the training split has {total} examples)")
-    return start, stop
+    return Part("train", start, stop)
 
 
-def check_disjoint(heldout: tuple[int, int], fit: tuple[int, int]) -> None:
-    if heldout[0] < fit[1] and fit[0] < heldout[1]:
-        raise PosthocError(f"the held-out part train[{heldout[0]}:{heldout[1]}] overlaps the fit part "
-                           f"train[{fit[0]}:{fit[1]}]: choose disjoint slices")
+def check_disjoint(heldout: Part, fit: Part) -> None:
+    if heldout.split == fit.split and heldout.start < fit.stop and fit.start < heldout.stop:
+        raise PosthocError(f"the held-out part {heldout} overlaps the fit part {fit}: choose disjoint parts")
 
 
-def train_slice(name: str, start: int, stop: int, total: int, data_dir: str | None) -> Any:
-    """Training examples [start, total) in evaluation mode (no augmentation): the caller
-    stops after stop - start of them."""
+def part_dataset(name: str, part: Part, total: int, data_dir: str | None) -> Any:
+    """The examples of `part` in evaluation mode (no augmentation), from its start to the
+    end of its split: the caller stops after stop - start of them."""
     from uncertainty_baselines import datasets as ub_datasets
+    if part.split == "validation":  # The dataset's own validation split, whole (see resolve_part).
+        return ub_datasets.get(name, "validation", data_dir=data_dir)
+    start, stop = part.start, part.stop
     if start == 0:
         percent = (total - stop + 0.5) / total if stop < total else 0.0
         return ub_datasets.get(name, "train", is_training=False, validation_percent=percent, data_dir=data_dir)
@@ -203,10 +237,10 @@ def extract(forward: Any, dataset: Any, limit: int | None = None, digests: bool 
                "id": batch["id"].numpy()[keep], "labels": batch["labels"].numpy()[keep]}
         if "is_in_distribution" in batch:
             out["is_in_distribution"] = batch["is_in_distribution"].numpy()[keep]
-        if digests:
-            pixels = batch["features"].numpy()[keep]
+        if digests:  # Of the preprocessed input: pixels, or token ids.
+            inputs = batch["features"].numpy()[keep]
             out["digest"] = np.array([int.from_bytes(hashlib.sha256(x.tobytes()).digest()[:8], "little")
-                                      for x in pixels], np.uint64)
+                                      for x in inputs], np.uint64)
         for k, v in out.items():
             chunks.setdefault(k, []).append(v)
         count += len(out["id"])
@@ -220,15 +254,24 @@ def weights_fingerprint(model: Any) -> str:
     return run_record.fingerprint(*(np.ascontiguousarray(w).tobytes() for w in model.get_weights()))
 
 
+def load_eval_data(config: Any, *, with_corrupted: bool) -> Any:
+    """The run's evaluation sets as its baseline loads them (experiment.ImageData): an image
+    run's test, --ood_dataset and corrupted sets; a text run's in-domain test set and
+    combined test set (OOD set `combined`, out-of-scope positive), no corrupted sets."""
+    from uncertainty_baselines.training import experiment, text
+    if is_text(config.dataset):
+        return text.load_text_data(config, None, config.batch_size)
+    return experiment.load_image_data(config, None, with_corrupted=with_corrupted)
+
+
 def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_dir: pathlib.Path, *,
-                    data_dir: str | None, heldout: tuple[int, int], fit: tuple[int, int], total: int,
+                    data_dir: str | None, heldout: Part, fit: Part, total: int,
                     corruption_types: Sequence[str] | None, severities: Sequence[str] | None,
                     batch_size: int) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any], dict[str, Any]]:
     """Every set's features and logits ({name: arrays}), the cache facts, and timings."""
     import tensorflow as tf
 
     from uncertainty_baselines import models as ub_models
-    from uncertainty_baselines.training import experiment
     run_flags = dict(record["flags"])
     config = types.SimpleNamespace(**{**run_flags, "data_dir": data_dir, "download_data": False,
                                       "eval_batch_size": batch_size})
@@ -239,12 +282,15 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
     with_corrupted = run_flags.get("corruptions_interval", 0) > 0 or corruption_types is not None
     model = ub_models.load(run_path)
     extractor, kernel, bias = feature_extractor(model)
-    names = ["heldout", "fit", "test"]
-    if config.eval_on_ood:
-        names += [predictions.set_name("ood", n) for n in config.ood_dataset]
-    if with_corrupted:
-        names += [predictions.set_name("corrupted", key)
-                  for key in experiment.corruption_grid(config.corruption_types, config.severities)]
+    data = load_eval_data(config, with_corrupted=with_corrupted)  # tf.data pipelines: nothing read yet.
+    sources = {name: (part_dataset(config.dataset, part, total, data_dir).load(batch_size=batch_size),
+                      part.stop - part.start) for name, part in (("heldout", heldout), ("fit", fit))}
+    sources["test"] = (data.test, None)
+    for name, ds in data.ood.items():
+        sources[predictions.set_name("ood", name)] = (ds, None)
+    for key, ds in data.corrupted.items():
+        sources[predictions.set_name("corrupted", key)] = (ds, None)
+    names = list(sources)
     facts = {"run": str(run_path.resolve()), "weights": weights_fingerprint(model), "dataset": config.dataset,
              "data_dir": str(data_dir), "heldout": list(heldout), "fit": list(fit), "set_names": names}
     cache = output_dir / FEATURES_SUBDIR
@@ -257,16 +303,7 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
     except predictions.PredictionsError:
         pass
 
-    data = experiment.load_image_data(config, None, with_corrupted=with_corrupted)
     forward = tf.function(lambda x: extractor(x, training=False))
-    parts = {"heldout": heldout, "fit": fit}
-    sources = {name: (train_slice(config.dataset, *parts[name], total, data_dir).load(batch_size=batch_size),
-                      parts[name][1] - parts[name][0]) for name in parts}
-    sources["test"] = (data.test, None)
-    for name, ds in data.ood.items():
-        sources[predictions.set_name("ood", name)] = (ds, None)
-    for key, ds in data.corrupted.items():
-        sources[predictions.set_name("corrupted", key)] = (ds, None)
     writer = predictions.PredictionsWriter(cache)
     sets, timing = {}, {}
     try:
@@ -290,12 +327,16 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
 
 def drop_test_duplicates(sets: dict[str, dict[str, np.ndarray]]) -> dict[str, int]:
     """Remove held-out and fit examples whose preprocessed input equals a test example's
-    (by a 64-bit sha256 prefix); returns how many each part lost."""
+    (by a 64-bit sha256 prefix); returns how many each part lost. PosthocError when a part
+    loses every example."""
     test = sets["test"]["digest"]
     dropped = {}
     for name in ("heldout", "fit"):
         duplicate = np.isin(sets[name]["digest"], test)
         dropped[name] = int(duplicate.sum())
+        if duplicate.all():
+            raise PosthocError(f"every one of the {len(duplicate)} examples of the {name} part is also in the test "
+                               "set (the same preprocessed input): choose another part")
         sets[name] = {k: v[~duplicate] for k, v in sets[name].items()}
     return dropped
 
@@ -303,7 +344,9 @@ def drop_test_duplicates(sets: dict[str, dict[str, np.ndarray]]) -> dict[str, in
 # ----- evaluation ----------------------------------------------------------------------------
 def evaluate_probs(probs_of: Any, sets: Mapping[str, Mapping[str, np.ndarray]], num_classes: int) -> dict[str, float]:
     """The run's flat metrics of a predictive `probs_of(set name) -> [N, K]` over test, OOD
-    (1 - max probability) and corrupted sets."""
+    (1 - max probability; and, as training.evaluation.evaluate does, the classification
+    metrics of an OOD set whose every example has a class: CLINC's combined test set) and
+    corrupted sets."""
     from uncertainty_baselines.training import evaluation
     clean = evaluation.classification_results({"probs": probs_of("test"), "labels": sets["test"]["labels"]},
                                               num_classes)
@@ -312,6 +355,9 @@ def evaluate_probs(probs_of: Any, sets: Mapping[str, Mapping[str, np.ndarray]], 
         if name.startswith("ood_"):
             outputs = {"probs": probs_of(name), "is_in_distribution": arrays["is_in_distribution"]}
             ood[name[4:]] = evaluation.ood_results(outputs)["msp"]
+            if np.all(arrays["labels"] >= 0):
+                ood[name[4:]].update(evaluation.classification_results(
+                    {"probs": outputs["probs"], "labels": arrays["labels"]}, num_classes))
         elif name.startswith("corrupted_"):
             corrupted[corruption_key(name)] = evaluation.classification_results(
                 {"probs": probs_of(name), "labels": arrays["labels"]}, num_classes)
@@ -370,7 +416,12 @@ def apply_methods(sets: Mapping[str, Mapping[str, np.ndarray]], kernel: np.ndarr
     for method in methods:
         start = time.perf_counter()
         if method == "temperature":
-            t = ub_metrics.fit_temperature(held["logits"], held["labels"])
+            try:
+                t = ub_metrics.fit_temperature(held["logits"], held["labels"])
+            except ValueError as e:  # A temperature at the edge of its range: nothing to calibrate.
+                raise PosthocError(f"temperature scaling: {e} (held-out accuracy "
+                                   f"{np.mean(held['logits'].argmax(1) == held['labels']):.4f}); leave temperature "
+                                   "out of --methods for this run") from None
             params["temperature"] = {"temperature": t}
             add(method, evaluate_probs(lambda n: ub_metrics.apply_temperature(
                 np.asarray(sets[n]["logits"], np.float64), t), evaluated, num_classes))
@@ -391,11 +442,21 @@ def apply_methods(sets: Mapping[str, Mapping[str, np.ndarray]], kernel: np.ndarr
             add(method, evaluate_probs(lambda n: la.predictive(sets[n]["features"], predictive, samples, seed),
                                        evaluated, num_classes))
         elif method == "ddu":
-            gda = density.ClassConditionalGaussians().fit(sets["fit"]["features"], sets["fit"]["labels"], num_classes)
-            params["ddu"] = {"max_jitter": max(gda.jitters)}
+            gda, classes = fit_class_gaussians(sets["fit"])
+            params["ddu"] = {"max_jitter": max(gda.jitters), "num_classes_fit": classes}
             add(method, evaluate_density(gda, evaluated))
         seconds[method] = time.perf_counter() - start
     return metrics, params, seconds
+
+
+def fit_class_gaussians(fit: Mapping[str, np.ndarray]) -> tuple[density.ClassConditionalGaussians, int]:
+    """The class Gaussians of the classes the fit part has (a class no training example
+    has, CLINC's out-of-scope, is left out of the mixture) and their number."""
+    classes, labels, counts = np.unique(fit["labels"], return_inverse=True, return_counts=True)
+    if np.any(counts < 2):
+        raise PosthocError(f"--fit part: classes {classes[counts < 2].tolist()} have a single example; the class "
+                           "Gaussians need at least 2 of every class the fit part has: give a larger fit part")
+    return density.ClassConditionalGaussians().fit(fit["features"], labels, len(classes)), len(classes)
 
 
 # ----- report --------------------------------------------------------------------------------
@@ -455,11 +516,15 @@ def run_posthoc(config: Any) -> dict[str, Any]:
     record = read_run(run_path)
     run_flags = record["flags"]
     data_dir = config.data_dir or run_flags.get("data_dir") or os.environ.get("UB_DATA_DIR")
-    from uncertainty_baselines import datasets as ub_datasets
-    total = ub_datasets.get(run_flags["dataset"], "train", data_dir=data_dir).num_examples
+    dataset, text_run = run_flags["dataset"], is_text(run_flags["dataset"])
+    if text_run and (config.corruption_types or config.severities):
+        raise PosthocError(f"--corruption_types and --severities are for image runs: {dataset} has no corrupted sets")
+    total = dataset_size(dataset, "train", data_dir)
     trained = run_flags.get("train_examples") or total
-    heldout = resolve_part(config.heldout, total=total, trained=trained, what="heldout")
-    fit = resolve_part(config.fit, total=total, trained=trained, what="fit")
+    sizes = {"total": total, "trained": trained, "validation_size": dataset_size(dataset, "validation", data_dir),
+             "fit_limit": None if text_run else FIT_EXAMPLES}  # A text set's training split is ordered by class.
+    heldout = resolve_part(config.heldout, what="heldout", **sizes)
+    fit = resolve_part(config.fit, what="fit", **sizes)
     check_disjoint(heldout, fit)
     with lock.FolderLock(output_dir):
         sets, facts, timing = load_or_extract(
@@ -483,11 +548,11 @@ def run_posthoc(config: Any) -> dict[str, Any]:
         result = {
             "run": str(run_path), "run_method": record.get("method"), "model": record.get("model"),
             "run_test_accuracy": run_accuracy, "dataset": run_flags["dataset"], "data_dir": data_dir,
-            "heldout": {"spec": config.heldout, "split": "train", "start": heldout[0], "stop": heldout[1],
+            "heldout": {"spec": config.heldout, "split": heldout.split, "start": heldout.start, "stop": heldout.stop,
                         "num_examples": len(sets["heldout"]["id"]), "test_duplicates_dropped": dropped["heldout"],
-                        "seen_in_training": heldout[0] < trained,
+                        "seen_in_training": heldout.split == "train" and heldout.start < trained,
                         **{f"raw_{k}": held_raw[k] for k in ("accuracy", "negative_log_likelihood", "ece")}},
-            "fit": {"spec": config.fit, "split": "train", "start": fit[0], "stop": fit[1],
+            "fit": {"spec": config.fit, "split": fit.split, "start": fit.start, "stop": fit.stop,
                     "num_examples": len(sets["fit"]["id"]), "test_duplicates_dropped": dropped["fit"]},
             "num_train_examples": trained, "coverage": config.coverage, "methods": list(config.methods),
             "parameters": params, "metrics": metrics,
@@ -499,6 +564,18 @@ def run_posthoc(config: Any) -> dict[str, Any]:
     print(results_table(metrics, config.methods))
     print(f"\nparameters: {params}\nwritten: {output_dir / RESULT_FILE}")
     return result
+
+
+def dataset_size(name: str, split: str, data_dir: str | None) -> int:
+    """Examples in a split of the dataset as prepared; 0 for a validation split it does not
+    have (CLINC has one of its own; the image sets only a carve-out of train)."""
+    from uncertainty_baselines import datasets as ub_datasets
+    try:
+        return ub_datasets.get(name, split, data_dir=data_dir).num_examples
+    except ValueError:
+        if split != "validation":
+            raise
+        return 0
 
 
 def _finite(obj: Any) -> Any:
