@@ -33,8 +33,12 @@ browser:
 	  { command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq chromium; } || \
 	  echo "warning: could not install chromium; the browser tests will skip"
 
+# The suite's end-to-end tests are mostly single-threaded (subprocess start-up, tracing): two
+# pytest-xdist workers, each taking whole test files (module fixtures built once), use both cores.
+TEST_WORKERS ?= 2
+
 test: setup system-data browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Regenerate the lock file from the current environment (after changing setup.py).
 lock:

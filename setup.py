@@ -28,6 +28,7 @@ setup(
         "tests": [
             "pytest",
             "pytest-timeout",
+            "pytest-xdist",
             "hypothesis",
             "scikit-learn",
             "torchmetrics",
