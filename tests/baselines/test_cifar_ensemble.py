@@ -1,5 +1,6 @@
 """baselines/cifar/ensemble.py end to end: two tiny deterministic runs evaluated as one
-ensemble (member metrics equal each run's own), and member directories that cannot form
+ensemble (member metrics equal each run's own; the corrupted sets named by --corruption_types
+scored without a training interval), and member directories that cannot form
 an ensemble refused with their name, before anything is written."""
 import json
 import shutil
@@ -30,7 +31,8 @@ def ensemble(run_dirs, data_dir, output_dir, *extra, expect_ok=True):
 
 
 def test_ensemble_of_two_runs(members, cifar_data_dir, tmp_path):
-    ensemble([members / "seed0", members / "seed1"], cifar_data_dir, tmp_path / "ens")
+    ensemble([members / "seed0", members / "seed1"], cifar_data_dir, tmp_path / "ens",
+             "--corruption_types=gaussian_noise", "--severities=1")
     record = json.loads((tmp_path / "ens" / "run.json").read_text())
     metrics = record["metrics"]
     assert record["method"] == "ensemble" and record["members"] == [str(members / "seed0"), str(members / "seed1")]
@@ -42,6 +44,7 @@ def test_ensemble_of_two_runs(members, cifar_data_dir, tmp_path):
     assert metrics["test/negative_log_likelihood"] == pytest.approx(metrics["test/ensemble_negative_log_likelihood"])
     for kind in ("", "_entropy", "_mutual_information", "_dempster_shafer"):
         assert f"ood/mnist{kind}_auroc" in metrics, kind
+    assert {"test/accuracy_gaussian_noise_1", "test/accuracy_mean_corrupted"} <= set(metrics)
 
 
 def test_members_that_do_not_fit_are_refused_by_name(members, cifar_data_dir, tmp_path):

@@ -26,6 +26,9 @@ def test_valid_flags_pass():
     ({"eval_on_ood": True, "ood_dataset": ["nope"]}, "unknown: ['nope']"),
     ({"corruptions_interval": 1, "dataset": "cifar100"}, "cifar100 has no corrupted test set"),
     ({"corruptions_interval": 1, "severities": ["6"]}, "--severities must be in 1..5"),
+    ({"corruption_types": ["fog"]}, "--corruption_types is evaluated only with --corruptions_interval > 0"),
+    ({"corruption_types": ["fog"], "eval_only": True, "checkpoint_dir": "/r", "dataset": "cifar100"},
+     "cifar100 has no corrupted test set"),
     ({"train_examples": 10}, "--train_examples (10) must be at least one batch (64)"),
     ({"output_dir": None}, "--output_dir is required"),
     ({"lr_schedule": "cosine", "lr_warmup_epochs": 2.0}, "must be shorter than --train_epochs (2) with --lr_schedule=cosine"),
@@ -34,6 +37,19 @@ def test_bad_flags(overrides, message):
     with pytest.raises(ValueError, match="invalid flags") as info:
         flags.validate_image_flags(image_flags(**overrides))
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ({}, False), ({"corruption_types": ["fog"]}, False), ({"corruptions_interval": 2}, True),
+    ({"eval_only": True}, False), ({"eval_only": True, "corruption_types": ["fog"]}, True),
+    ({"run_dirs": ["/a", "/b"], "corruption_types": ["fog"]}, True),  # An ensemble of finished runs.
+])
+def test_corrupted_sets_scored_when_training_asks_or_an_evaluation_names_them(overrides, expected):
+    assert flags.evaluates_corrupted(image_flags(**overrides)) is expected
+
+
+def test_an_ensemble_of_runs_may_name_corruption_types_without_an_interval():
+    flags.validate_image_flags(image_flags(run_dirs=["/a", "/b"], corruption_types=["fog"]))
 
 
 def test_all_problems_reported_at_once():

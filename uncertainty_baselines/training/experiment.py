@@ -463,8 +463,8 @@ def set_up(config: Any, method: method_lib.Method, task: Task | None = None
 def image_data(config: Any, strategy: tf.distribute.Strategy, train_batch_size: int,
                dataset_kwargs: Mapping[str, Any] | None = None) -> ImageData:
     """`load_image_data` with the corrupted sets when the flags evaluate them."""
-    with_corrupted = config.corruptions_interval > 0 or (config.eval_only and bool(config.corruption_types))
-    return load_image_data(config, strategy, with_corrupted=with_corrupted, train_batch_size=train_batch_size,
+    return load_image_data(config, strategy, with_corrupted=ub_flags.evaluates_corrupted(config),
+                           train_batch_size=train_batch_size,
                            dataset_kwargs=dataset_kwargs)
 
 

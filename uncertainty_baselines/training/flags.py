@@ -207,6 +207,14 @@ def raise_if_errors(values: Any, errors: Sequence[str]) -> None:
         raise InvalidFlagsError("invalid flags:\n  " + "\n  ".join(errors))
 
 
+def evaluates_corrupted(config: Any) -> bool:
+    """Whether a run scores the corrupted test sets: every --corruptions_interval epochs when
+    it trains; when it only evaluates (--eval_only, an ensemble of --run_dirs), whenever
+    --corruption_types names some."""
+    only_evaluates = config.eval_only or bool(getattr(config, "run_dirs", None))
+    return config.corruptions_interval > 0 or (only_evaluates and bool(config.corruption_types))
+
+
 def image_flag_errors(values: Any) -> list[str]:
     """Messages for the invalid image flags of `values` (empty when valid)."""
     from uncertainty_baselines import datasets
@@ -234,14 +242,17 @@ def image_flag_errors(values: Any) -> list[str]:
     except ValueError:
         errors.append(f"--lr_decay_epochs must be numbers, got {values.lr_decay_epochs}")
     check(values.corruptions_interval >= 0, f"--corruptions_interval must be >= 0, got {values.corruptions_interval}")
+    check(evaluates_corrupted(values) or not values.corruption_types,
+          "--corruption_types is evaluated only with --corruptions_interval > 0 (or by --eval_only and "
+          "an ensemble of --run_dirs); add --corruptions_interval=N, or drop --corruption_types")
     if values.eval_on_ood:
         unknown = [n for n in values.ood_dataset if n not in datasets.DATASETS]
         check(bool(values.ood_dataset) and not unknown,
               f"--ood_dataset must list registry names; unknown: {unknown or 'none given'}")
         check(values.dataset not in values.ood_dataset, "--ood_dataset must not contain --dataset itself")
-    if values.corruptions_interval > 0:
+    if evaluates_corrupted(values):
         check(f"{values.dataset}_corrupted" in datasets.DATASETS,
-              f"--corruptions_interval > 0 but {values.dataset} has no corrupted test set "
+              f"corrupted sets asked for but {values.dataset} has no corrupted test set "
               f"(available: {[n for n in datasets.DATASETS if n.endswith('_corrupted')]})")
         try:
             check(all(int(s) in range(1, 6) for s in values.severities) and bool(values.severities),
