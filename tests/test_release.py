@@ -87,6 +87,16 @@ def test_run_without_record_or_checkpoint_refused(tmp_path, run_dir):
         release.release(no_ckpt, tmp_path / "b", force=True)
 
 
+def test_a_jax_run_is_refused_with_what_its_checkpoint_holds(tmp_path, run_dir):
+    jax_run = tmp_path / "jax"
+    shutil.copytree(run_dir, jax_run)
+    shutil.rmtree(jax_run / checkpoint.SUBDIR)
+    arrays = {"w": np.zeros(3, np.float32)}
+    checkpoint.save(jax_run / checkpoint.SUBDIR, 6, {"params": arrays, "opt_state": arrays}, {"epoch": 1})
+    with pytest.raises(release.ReleaseError, match=r"no Keras model weights \(it holds \['opt_state', 'params'\]\)"):
+        release.release(jax_run, tmp_path / "b", force=True)
+
+
 def test_cli_writes_a_bundle_and_refuses_with_exit_2(run_dir, tmp_path, capsys):
     assert release.main([str(run_dir), "--out", str(tmp_path / "b.tar.gz")]) == 0
     out = capsys.readouterr().out

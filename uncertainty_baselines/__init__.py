@@ -6,7 +6,8 @@ Import as ``import uncertainty_baselines as ub``. Submodules load on first use, 
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("datasets", "layers", "metrics", "models", "runs", "training", "sanity")
+_SUBMODULES = ("datasets", "layers", "metrics", "models", "runs", "training", "jax_training", "sanity", "release",
+               "report", "sweep")
 
 
 def __getattr__(name: str):

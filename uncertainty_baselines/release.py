@@ -45,6 +45,10 @@ def release(run_dir: str | pathlib.Path, out: str | pathlib.Path, *, force: bool
     if problems and not force:
         raise ReleaseError(f"{run_dir} is not releasable: " + "; ".join(problems)
                            + ". Fix it, or pass --force to release it with these warnings in the card.")
+    if "model" not in ckpt.parts:  # A JAX run's checkpoint holds Flax `params` and `opt_state`.
+        raise ReleaseError(f"{run_dir}'s checkpoint has no Keras model weights (it holds "
+                           f"{sorted(ckpt.parts)}): release bundles are for the Keras baselines; "
+                           "a JAX run is reloaded from its own folder")
     weights = ckpt.parts["model"]
     card = model_card(record, num_weights=sum(int(v.size) for v in weights.values()), warnings=problems,
                       bundle_name=pathlib.Path(out).name)

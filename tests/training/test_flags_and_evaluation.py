@@ -48,6 +48,13 @@ def test_corrupted_sets_scored_when_training_asks_or_an_evaluation_names_them(ov
     assert flags.evaluates_corrupted(image_flags(**overrides)) is expected
 
 
+def test_an_ensemble_of_runs_is_not_a_multi_worker_job():
+    errors = flags.ensemble_errors(image_flags(run_dirs=["/a", "/b"], ensemble_size=2, strategy="multi_worker"))
+    assert errors == ["--strategy=multi_worker is for training; an ensemble of finished runs is evaluated by one "
+                      "process (--strategy=mirrored uses every local device)"]
+    assert flags.ensemble_errors(image_flags(run_dirs=["/a", "/b"], ensemble_size=2, strategy="mirrored")) == []
+
+
 def test_an_ensemble_of_runs_may_name_corruption_types_without_an_interval():
     flags.validate_image_flags(image_flags(run_dirs=["/a", "/b"], corruption_types=["fog"]))
 

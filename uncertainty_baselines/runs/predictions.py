@@ -12,6 +12,7 @@ manifest:
     ood_<name>.npz                   an OOD set of `ub.datasets.ood` (in-distribution test
                                      examples first, then the OOD ones)
     corrupted_<type>_<severity>.npz  a corrupted test set
+    shifted_<name>.npz               a shifted test set (ImageNet-A, -R, -V2)
 
 Each `.npz` holds numeric arrays only, read with `np.load(allow_pickle=False)`:
 `logits` float32 [N, K], or [N, M, K] with a member axis (MC samples, heads, ensemble

@@ -14,7 +14,8 @@ Modules (import the one you need, e.g. ``from uncertainty_baselines.training imp
   flags         absl flags common to the baselines -> a plain namespace, validated first
   schedules     LR warm-up + piecewise decay at fractions of the budget; Nesterov SGD; BERT's
                 warm-up + linear decay and AdamW
-  distribution  tf.distribute strategy (cpu, mirrored, tpu), CPU splitting, synchronised BN
+  distribution  tf.distribute strategy (cpu, mirrored, multi_worker from TF_CONFIG, tpu), CPU
+                splitting, synchronised BN
   loop          the custom distributed train step (several steps per call) and prediction
   evaluation    clean / OOD / corrupted evaluation with ub.metrics; data fingerprint
   stacked       M independent member networks trained / predicted in one compiled step

@@ -114,6 +114,9 @@ def ensemble_errors(config: Any) -> list[str]:
         errors.append(f"--run_dirs names {len(config.run_dirs)} runs, fewer than --ensemble_size="
                       f"{config.ensemble_size}; train the missing members with deterministic.py and other "
                       "--seed values")
+    if getattr(config, "strategy", None) == "multi_worker":
+        errors.append("--strategy=multi_worker is for training; an ensemble of finished runs is evaluated by one "
+                      "process (--strategy=mirrored uses every local device)")
     if config.output_dir and any(_same_path(d, config.output_dir) for d in config.run_dirs):
         errors.append("--output_dir must not be one of the --run_dirs (it would overwrite that run's record)")
     return errors
