@@ -62,3 +62,25 @@ def test_members_that_do_not_fit_are_refused_by_name(members, cifar_data_dir, tm
                          "--ensemble_size=0", expect_ok=False)
     assert code != 0 and "--ensemble_size must be >= 1" in out
     assert not any((tmp_path / name).exists() for name in "abcd")  # Nothing written.
+
+
+def test_missing_members_are_trained_as_deterministic_py_would(members, cifar_data_dir, tmp_path):
+    """--train_missing_members trains the directory without a finished run with seed --seed +
+    its position: the same run deterministic.py made with that seed; then the ensemble."""
+    missing = tmp_path / "seed1"
+    ensemble([members / "seed0", missing], cifar_data_dir, tmp_path / "ens", *MEMBER, "--width=1", "--seed=0",
+             "--train_missing_members")
+    trained = json.loads((missing / "run.json").read_text())
+    made = json.loads((members / "seed1" / "run.json").read_text())
+    assert trained["method"] == "deterministic" and trained["seed"] == 1
+    assert trained["model"] == made["model"]
+    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece"):
+        assert trained["metrics"][key] == pytest.approx(made["metrics"][key], abs=1e-6), key
+    metrics = json.loads((tmp_path / "ens" / "run.json").read_text())["metrics"]
+    assert metrics["test/accuracy_member_1"] == pytest.approx(made["metrics"]["test/accuracy"], abs=1e-6)
+
+
+def test_a_missing_member_is_named_without_the_training_flag(members, cifar_data_dir, tmp_path):
+    code, out = ensemble([members / "seed0", tmp_path / "absent"], cifar_data_dir, tmp_path / "ens", expect_ok=False)
+    assert code != 0 and f"ensemble member {tmp_path / 'absent'}" in out and "finished run" in out
+    assert not (tmp_path / "ens").exists() and not (tmp_path / "absent").exists()

@@ -482,17 +482,23 @@ def train_batch_size(config: Any, method: method_lib.Method) -> int:
     return config.batch_size // method.batch_repetitions
 
 
-def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | None = None) -> dict[str, Any]:
+def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | None = None,
+                         member: method_lib.Method | None = None) -> dict[str, Any]:
     """An ensemble baseline: the first `config.ensemble_size` finished runs of
     `config.run_dirs` evaluated as one model, with the same lifecycle as a trained baseline.
 
-    The members are checked (same dataset as --dataset, same model but for the seed,
-    verified checkpoints) before the output folder is touched. Image runs evaluate the
-    corrupted sets when --corruptions_interval > 0 or --corruption_types is given.
+    With --train_missing_members, the run directories that hold no finished run are first
+    trained (or resumed) with `member`, the members' method, as its own script would with
+    the same flags and seed --seed + the directory's position. The members are checked
+    (same dataset as --dataset, same model but for the seed, verified checkpoints) before
+    the output folder is touched. Image runs evaluate the corrupted sets when
+    --corruptions_interval > 0 or --corruption_types is given.
     """
     started_at = time.time()
-    strategy, data = set_up(config, method, task)
     run_dirs = list(config.run_dirs[:config.ensemble_size])
+    if getattr(config, ub_flags.TRAIN_MISSING_MEMBERS, False):
+        train_missing_members(config, method, member, run_dirs, task)
+    strategy, data = set_up(config, method, task)
     members = load_members(run_dirs, strategy, dataset=config.dataset)
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
                               ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
@@ -510,6 +516,32 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
                       "num_replicas": strategy.num_replicas_in_sync})
     print(summaries.results_table(metrics, num_params=num_params))
     return metrics
+
+
+def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
+    """The flags of ensemble member `index` as its own script takes them: the ensemble's
+    flags without the ensemble-only ones, its run directory and seed `config.seed + index`."""
+    ensemble_only = {*ub_flags.ENSEMBLE_FLAGS, ub_flags.TRAIN_MISSING_MEMBERS}
+    values = {k: v for k, v in vars(config).items() if k not in ensemble_only}
+    return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index})
+
+
+def train_missing_members(config: Any, method: method_lib.Method, member: method_lib.Method | None,
+                          run_dirs: Sequence[str | pathlib.Path], task: Task | None) -> None:
+    """Train (or resume) with `member` every run directory of `run_dirs` without a finished
+    run. All flags, the ensemble's and each missing member's, are validated first."""
+    task = task or IMAGE_TASK
+    if member is None:
+        raise ub_flags.InvalidFlagsError(f"--{ub_flags.TRAIN_MISSING_MEMBERS}: this script cannot train members")
+    task.validate(config, method.validate(config))
+    missing = [(i, d) for i, d in enumerate(run_dirs) if not (pathlib.Path(d) / run_record.RUN_RECORD).exists()]
+    configs = [member_config(config, d, i) for i, d in missing]
+    for member_flags in configs:
+        task.validate(member_flags, member.validate(member_flags))
+    for n, member_flags in enumerate(configs, 1):
+        logging.info("training ensemble member %s (seed %d), %d of %d missing", member_flags.output_dir,
+                     member_flags.seed, n, len(configs))
+        run_baseline(member_flags, member, task)
 
 
 def default_optimizer(config: Any, steps_per_epoch: int, global_batch_size: int | None = None

@@ -99,10 +99,19 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
 ENSEMBLE_FLAGS = ("run_dirs", "ensemble_size")
 
 
-def define_ensemble_flags(ensemble_size: int = 4) -> None:
-    """--run_dirs and --ensemble_size of an ensemble of finished runs."""
+# The flag of an ensemble script that can train its own members (`define_ensemble_flags`).
+TRAIN_MISSING_MEMBERS = "train_missing_members"
+
+
+def define_ensemble_flags(ensemble_size: int = 4, member_training: bool = False) -> None:
+    """--run_dirs and --ensemble_size of an ensemble of finished runs; with `member_training`
+    also --train_missing_members (the script then defines its members' training flags too)."""
     flags.DEFINE_list("run_dirs", [], "Finished deterministic runs, one per member.")
     flags.DEFINE_integer("ensemble_size", ensemble_size, "Members: the first --ensemble_size of --run_dirs.")
+    if member_training:
+        flags.DEFINE_bool(TRAIN_MISSING_MEMBERS, False,
+                          "First train every --run_dirs entry that holds no finished run (a killed one resumes), "
+                          "as deterministic.py would with these flags and seed --seed + its position.")
 
 
 def ensemble_errors(config: Any) -> list[str]:
@@ -112,8 +121,8 @@ def ensemble_errors(config: Any) -> list[str]:
         errors.append(f"--ensemble_size must be >= 1, got {config.ensemble_size}")
     elif len(config.run_dirs) < config.ensemble_size:
         errors.append(f"--run_dirs names {len(config.run_dirs)} runs, fewer than --ensemble_size="
-                      f"{config.ensemble_size}; train the missing members with deterministic.py and other "
-                      "--seed values")
+                      f"{config.ensemble_size}; name one directory per member (deterministic.py with other --seed "
+                      "values trains them, or --train_missing_members where the script has it)")
     if getattr(config, "strategy", None) == "multi_worker":
         errors.append("--strategy=multi_worker is for training; an ensemble of finished runs is evaluated by one "
                       "process (--strategy=mirrored uses every local device)")
