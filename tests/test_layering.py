@@ -1,6 +1,6 @@
 """The package's layers import only downwards: runs <- metrics, datasets, layers <- models <- training.
 
-Every `import` in the package (module level or inside a function) is checked, so a lazy
+Every `import` in the package (module level or inside a function, absolute or relative) is checked, so a lazy
 upward import is caught as well as a top-level one.
 """
 import ast
@@ -14,15 +14,25 @@ RANK = {"runs": 0, "metrics": 1, "datasets": 1, "layers": 1, "models": 2, "train
         "report": 4, "sweep": 4}
 
 
+def absolute_module(node: ast.ImportFrom, path: pathlib.Path) -> str:
+    """The absolute module of a `from ... import`, relative ones (`from ..models import x`) resolved."""
+    if node.level == 0:
+        return node.module or ""
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    base = package[:len(package) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
 def imported_subpackages(path: pathlib.Path) -> set[str]:
-    """The uncertainty_baselines subpackages a source file imports."""
+    """The uncertainty_baselines subpackages a source file imports (absolutely or relatively)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] if "." in node.module else [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = absolute_module(node, path)
+            names = [module] if "." in module else [f"{module}.{a.name}" for a in node.names]
         for name in names:
             parts = name.split(".")
             if parts[0] == "uncertainty_baselines" and len(parts) > 1 and parts[1] in RANK:
@@ -51,6 +61,14 @@ def test_the_check_sees_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from uncertainty_baselines.training import loop\n"
                    "import uncertainty_baselines.models.loading\n")
     assert imported_subpackages(bad) == {"training", "models"}
+
+
+def test_the_check_resolves_relative_imports():
+    inside = PACKAGE / "datasets" / "fake.py"  # Never written: only its place in the package matters.
+    source = "from ..training import loop\nfrom .. import models\nfrom . import base\n"
+    tree = ast.parse(source)
+    modules = [absolute_module(node, inside) for node in tree.body]
+    assert modules == ["uncertainty_baselines.training", "uncertainty_baselines", "uncertainty_baselines.datasets"]
 
 
 def test_every_subpackage_has_a_rank():
