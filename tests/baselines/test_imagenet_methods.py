@@ -28,13 +28,14 @@ def test_method_scripts_run_on_resnet50(script, args, model, keys, imagenet_data
         assert key in run["metrics"], key
 
 
-def test_ensemble_of_two_deterministic_runs(imagenet_data_dir, tmp_path):
-    for seed in (1, 2):
-        script_runs.run("imagenet", "deterministic", [*COMMON, f"--seed={seed}"], imagenet_data_dir,
-                        tmp_path / f"seed{seed}")
-    script_runs.run("imagenet", "ensemble", ["--image_size=32", "--batch_size=16", "--ensemble_size=2",
+def test_ensemble_trains_its_missing_member(imagenet_data_dir, tmp_path):
+    """Member 0 made by deterministic.py (seed 1), member 1 trained by the ensemble itself
+    (--train_missing_members, seed --seed + 1 = 2), then both evaluated as one model."""
+    script_runs.run("imagenet", "deterministic", [*COMMON, "--seed=1"], imagenet_data_dir, tmp_path / "seed1")
+    script_runs.run("imagenet", "ensemble", [*COMMON, "--seed=1", "--ensemble_size=2", "--train_missing_members",
                                              f"--run_dirs={tmp_path / 'seed1'},{tmp_path / 'seed2'}"],
                     imagenet_data_dir, tmp_path / "ensemble")
     run = record(tmp_path / "ensemble")
     assert run["members"] == [str(tmp_path / "seed1"), str(tmp_path / "seed2")]
+    assert record(tmp_path / "seed2")["seed"] == 2 and record(tmp_path / "seed2")["method"] == "deterministic"
     assert {"test/accuracy_member_0", "test/accuracy_member_1", "test/disagreement"} <= set(run["metrics"])
