@@ -1,5 +1,5 @@
-"""baselines/clinc_intent/ensemble.py end to end: two tiny deterministic runs evaluated as
-one ensemble (member metrics equal each run's own, OOD score kinds on the combined test
+"""baselines/clinc_intent/ensemble.py end to end: two tiny deterministic runs (one trained by
+the ensemble itself) evaluated as one ensemble (member metrics equal each run's own, OOD score kinds on the combined test
 set), and member directories that cannot form an ensemble refused with their name, before
 anything is written."""
 import json
@@ -13,10 +13,14 @@ from uncertainty_baselines.runs import checkpoint
 
 @pytest.fixture(scope="module")
 def members(clinc_reference_run, clinc_data_dir, clinc_bert_dir, tmp_path_factory):
-    """The reference run (seed 7) and a run with seed 8."""
-    other = tmp_path_factory.mktemp("clinc_members") / "seed8"
-    clinc_e2e.run("deterministic", clinc_e2e.deterministic_args(clinc_bert_dir, "--seed=8"), clinc_data_dir, other)
-    return [clinc_reference_run[0], other]
+    """The reference run (seed 7) and a run with seed 8 that an ensemble trained itself
+    (--train_missing_members: seed --seed + the directory's position)."""
+    root = tmp_path_factory.mktemp("clinc_members")
+    run_dirs = [clinc_reference_run[0], root / "seed8"]
+    clinc_e2e.run("ensemble", clinc_e2e.deterministic_args(
+        clinc_bert_dir, "--train_missing_members", "--ensemble_size=2", f"--run_dirs={','.join(map(str, run_dirs))}"),
+        clinc_data_dir, root / "ensemble")
+    return run_dirs
 
 
 def ensemble(run_dirs, data_dir, bert_dir, output_dir, expect_ok=True):
@@ -30,6 +34,8 @@ def test_ensemble_of_two_runs(members, clinc_data_dir, clinc_bert_dir, tmp_path)
     record = clinc_e2e.record(tmp_path / "ens")
     metrics = record["metrics"]
     assert record["method"] == "ensemble" and record["members"] == [str(m) for m in members]
+    trained = clinc_e2e.record(members[1])
+    assert trained["method"] == "deterministic" and trained["seed"] == 8
     for i, member in enumerate(members):
         own = clinc_e2e.record(member)["metrics"]
         for key in ("accuracy", "negative_log_likelihood", "ece"):
