@@ -84,3 +84,21 @@ def test_a_missing_member_is_named_without_the_training_flag(members, cifar_data
     code, out = ensemble([members / "seed0", tmp_path / "absent"], cifar_data_dir, tmp_path / "ens", expect_ok=False)
     assert code != 0 and f"ensemble member {tmp_path / 'absent'}" in out and "finished run" in out
     assert not (tmp_path / "ens").exists() and not (tmp_path / "absent").exists()
+
+
+def test_members_that_cannot_be_trained_alike_are_refused_first(members, cifar_data_dir, tmp_path):
+    """Before any training: a finished member made with other training flags, a missing
+    member whose seed (--seed + position) repeats a finished one's, --eval_only."""
+    new = tmp_path / "new"
+    common = [*MEMBER, "--width=1", "--train_missing_members"]
+    code, out = ensemble([members / "seed0", new], cifar_data_dir, tmp_path / "a", *common, "--seed=0",
+                         "--train_epochs=2", expect_ok=False)
+    assert code != 0 and f"ensemble member {members / 'seed0'} was trained with other flags" in out
+    assert "train_epochs: 1 -> 2" in out
+    code, out = ensemble([members / "seed1", new], cifar_data_dir, tmp_path / "b", *common, "--seed=0",
+                         expect_ok=False)
+    assert code != 0 and f"ensemble members {members / 'seed1'} and {new} both have seed 1" in out
+    code, out = ensemble([members / "seed0", new], cifar_data_dir, tmp_path / "c", *common, "--seed=0",
+                         "--eval_only", f"--checkpoint_dir={members / 'seed1'}", expect_ok=False)
+    assert code != 0 and "cannot be combined with --eval_only" in out
+    assert not new.exists() and not any((tmp_path / name).exists() for name in "abc")

@@ -62,7 +62,8 @@ def _keep_mask_16bit(shape, rates: Sequence[float], seed_generator: keras.random
     """TensorFlow's keep mask and keep probability from 16-bit random integers, two per 32-bit
     Philox draw: the draws dominate MC dropout's cost on CPU, and this halves them (2.5x faster
     masks measured). A rate is rounded to a multiple of 2^-16 and the kept values are scaled by
-    the exact keep probability, so the layer stays unbiased (0.1 -> 0.1000061)."""
+    the exact keep probability, so the layer stays unbiased up to the compute dtype's rounding
+    (0.1 -> 0.1000061)."""
     import tensorflow as tf
     seed = keras.random.randint((2,), 0, 2**31 - 1, seed=seed_generator, dtype="int32")
     size = tf.reduce_prod(shape)

@@ -18,6 +18,7 @@ epochs) is redone, and its metrics.jsonl lines replaced.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import pathlib
 import sys
@@ -494,10 +495,10 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
     the output folder is touched. Image runs evaluate the corrupted sets when
     --corruptions_interval > 0 or --corruption_types is given.
     """
-    started_at = time.time()
     run_dirs = list(config.run_dirs[:config.ensemble_size])
     if getattr(config, ub_flags.TRAIN_MISSING_MEMBERS, False):
         train_missing_members(config, method, member, run_dirs, task)
+    started_at = time.time()  # The members' training is in their own records.
     strategy, data = set_up(config, method, task)
     members = load_members(run_dirs, strategy, dataset=config.dataset)
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
@@ -520,20 +521,52 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
 
 def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
     """The flags of ensemble member `index` as its own script takes them: the ensemble's
-    flags without the ensemble-only ones, its run directory and seed `config.seed + index`."""
+    flags without the ensemble-only ones, its run directory and seed `config.seed + index`
+    (never --overwrite: the ensemble's own folder is what that flag is for)."""
     ensemble_only = {*ub_flags.ENSEMBLE_FLAGS, ub_flags.TRAIN_MISSING_MEMBERS}
     values = {k: v for k, v in vars(config).items() if k not in ensemble_only}
-    return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index})
+    return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index, "overwrite": False,
+                           "checkpoint_dir": None})
+
+
+def member_conflicts(config: Any, run_dirs: Sequence[str | pathlib.Path]) -> list[str]:
+    """Why `run_dirs` cannot be members trained by this ensemble (empty when they can): a
+    started or finished member made with other training flags (evaluation flags aside for a
+    finished one), or two members with one seed (they would be the same network)."""
+    errors, seeds = [], {}
+    for i, run_dir in enumerate(run_dirs):
+        wanted = vars(member_config(config, run_dir, i))
+        seed = wanted["seed"]
+        flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
+        if flags_path.is_file():
+            recorded = json.loads(flags_path.read_text())
+            seed = recorded.get("seed", seed)
+            finished = (pathlib.Path(run_dir) / run_record.RUN_RECORD).is_file()
+            ignore = {"seed", *ub_flags.RESULT_NEUTRAL_FLAGS, *(ub_flags.EVALUATION_FLAGS if finished else ())}
+            recorded, wanted = ({k: v for k, v in d.items() if k not in ignore} for d in (recorded, wanted))
+            if json.loads(json.dumps(wanted)) != recorded:
+                errors.append(f"ensemble member {run_dir} was {'trained' if finished else 'started'} with other "
+                              f"flags than this ensemble's ({output_dir_lib.describe_differences(recorded, wanted)})")
+        if seed in seeds:
+            errors.append(f"ensemble members {seeds[seed]} and {run_dir} both have seed {seed}")
+        seeds.setdefault(seed, run_dir)
+    return errors
 
 
 def train_missing_members(config: Any, method: method_lib.Method, member: method_lib.Method | None,
                           run_dirs: Sequence[str | pathlib.Path], task: Task | None) -> None:
     """Train (or resume) with `member` every run directory of `run_dirs` without a finished
-    run. All flags, the ensemble's and each missing member's, are validated first."""
+    run. Everything is checked first: the ensemble's flags, each missing member's, and that
+    the members already there were made with the same training flags and other seeds."""
     task = task or IMAGE_TASK
     if member is None:
         raise ub_flags.InvalidFlagsError(f"--{ub_flags.TRAIN_MISSING_MEMBERS}: this script cannot train members")
-    task.validate(config, method.validate(config))
+    task.validate(config, [*method.validate(config), *(
+        [f"--{ub_flags.TRAIN_MISSING_MEMBERS} trains; it cannot be combined with --eval_only"]
+        if getattr(config, "eval_only", False) else [])])
+    conflicts = member_conflicts(config, run_dirs)
+    if conflicts:
+        raise MemberError("; ".join(conflicts))
     missing = [(i, d) for i, d in enumerate(run_dirs) if not (pathlib.Path(d) / run_record.RUN_RECORD).exists()]
     configs = [member_config(config, d, i) for i, d in missing]
     for member_flags in configs:
