@@ -66,11 +66,13 @@ def test_members_that_do_not_fit_are_refused_by_name(members, cifar_data_dir, tm
 
 def test_missing_members_are_trained_as_deterministic_py_would(members, cifar_data_dir, tmp_path):
     """--train_missing_members trains the directory without a finished run with seed --seed +
-    its position: the same run deterministic.py made with that seed; then the ensemble."""
+    its position: the same run deterministic.py made with that seed; then the ensemble. The
+    corrupted sets named without --corruptions_interval are the ensemble's to score alone."""
     missing = tmp_path / "seed1"
     ensemble([members / "seed0", missing], cifar_data_dir, tmp_path / "ens", *MEMBER, "--width=1", "--seed=0",
-             "--train_missing_members")
+             "--train_missing_members", "--corruption_types=gaussian_noise", "--severities=1")
     trained = json.loads((missing / "run.json").read_text())
+    assert trained["flags"]["corruption_types"] == [] and "test/accuracy_gaussian_noise_1" not in trained["metrics"]
     made = json.loads((members / "seed1" / "run.json").read_text())
     assert trained["method"] == "deterministic" and trained["seed"] == 1
     assert trained["model"] == made["model"]
@@ -78,6 +80,7 @@ def test_missing_members_are_trained_as_deterministic_py_would(members, cifar_da
         assert trained["metrics"][key] == pytest.approx(made["metrics"][key], abs=1e-6), key
     metrics = json.loads((tmp_path / "ens" / "run.json").read_text())["metrics"]
     assert metrics["test/accuracy_member_1"] == pytest.approx(made["metrics"]["test/accuracy"], abs=1e-6)
+    assert "test/accuracy_gaussian_noise_1" in metrics
 
 
 def test_a_missing_member_is_named_without_the_training_flag(members, cifar_data_dir, tmp_path):

@@ -522,9 +522,13 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
 def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
     """The flags of ensemble member `index` as its own script takes them: the ensemble's
     flags without the ensemble-only ones, its run directory and seed `config.seed + index`
-    (never --overwrite: the ensemble's own folder is what that flag is for)."""
+    (never --overwrite: the ensemble's own folder is what that flag is for). Without
+    --corruptions_interval, --corruption_types is the ensemble's alone: it scores those sets
+    once, and a training member would refuse the flag."""
     ensemble_only = {*ub_flags.ENSEMBLE_FLAGS, ub_flags.TRAIN_MISSING_MEMBERS}
     values = {k: v for k, v in vars(config).items() if k not in ensemble_only}
+    if "corruption_types" in values and not values.get("corruptions_interval"):
+        values["corruption_types"] = []
     return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index, "overwrite": False,
                            "checkpoint_dir": None})
 
