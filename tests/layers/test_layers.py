@@ -54,6 +54,18 @@ def test_mc_dropout_masks_are_independent_across_elements_copies_and_calls():
     assert abs(first.mean() - 0.5) < 0.006
 
 
+def test_mc_dropout_replicas_draw_their_own_masks():
+    """Mirrored replicas share the seed generator's state; the replica id in the hash key keeps
+    their masks apart (same input on both replicas, half the elements agree at rate 0.5)."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        layer = MCDropout(0.5, seed=2)
+    x = tf.ones((64, 256))
+    first, second = (r.numpy() == 0 for r in strategy.experimental_local_results(strategy.run(tf.function(layer),
+                                                                                               args=(x,))))
+    assert abs((first == second).mean() - 0.5) < 0.015  # 16,384 pairs: s.d. 0.004.
+
+
 def test_filterwise_mc_dropout_drops_whole_feature_maps():
     x = np.ones((64, 5, 5, 32), np.float32)
     out = keras.ops.convert_to_numpy(MCDropout(0.5, seed=3, filterwise=True)(x))
