@@ -35,10 +35,12 @@ browser:
 
 # The suite's end-to-end tests are mostly single-threaded (subprocess start-up, tracing): two
 # pytest-xdist workers, each taking whole test files (module fixtures built once), use both cores.
+# Files go out in collection order (slow files first, tests/conftest.py), not xdist's default
+# of files with the most tests first, which left the long end-to-end files for last.
 TEST_WORKERS ?= 2
 
 test: setup system-data browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Regenerate the lock file from the current environment (after changing setup.py).
 lock:

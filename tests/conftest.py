@@ -32,6 +32,14 @@ def fashion_mnist_dir() -> pathlib.Path:
     return path
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow files first (the end-to-end script runs of tests/baselines/ and files marked slow):
+    `make test` hands whole files to two pytest-xdist workers in collection order, so the long
+    ones start early and the workers finish together, not one idling through the last file."""
+    slow = {item.path for item in items if "baselines" in item.path.parts or item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 def _split_cpu_into_logical_devices(n: int = 2) -> None:
     """Give TensorFlow n logical CPU devices so tf.distribute tests can use MirroredStrategy."""
     try:

@@ -10,6 +10,8 @@ from uncertainty_baselines import sanity
 
 from sanity_models import IgnoreInput, ScaleWithFrozenOrUnusedWeight, SubtractBatchMean, mlp_with
 
+pytestmark = pytest.mark.slow  # Trains many tiny models: starts early (tests/conftest.py).
+
 
 def random_batch(shape, num_classes, n=16, seed=0):
     rng = np.random.default_rng(seed)

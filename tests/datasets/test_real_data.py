@@ -13,7 +13,7 @@ from PIL import Image
 import uncertainty_baselines as ub
 from uncertainty_baselines.datasets.prepare import prepare
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # Runs the UCI scripts many times: starts early (tests/conftest.py).
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "KERAS_BACKEND": "tensorflow", "UB_NUM_LOGICAL_CPUS": "1",
        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

@@ -99,7 +99,7 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
 ENSEMBLE_FLAGS = ("run_dirs", "ensemble_size")
 # Flags that change what a run evaluates, not what it trains.
 EVALUATION_FLAGS = ("eval_on_ood", "ood_dataset", "corruptions_interval", "corruption_types", "severities",
-                    "eval_batch_size")
+                    "eval_batch_size", "shifted_datasets")
 
 
 # The flag of an ensemble script that can train its own members (`define_ensemble_flags`).

@@ -1,7 +1,9 @@
-"""baselines/imagenet/deterministic.py end to end on a prepared 4-class miniature ImageNet at
-32 px: the outputs and flat metric names (clean, ImageNet-C with its mCE from the AlexNet
-errors, ImageNet-A and -V2), run.json, exact resume after a SIGKILL, bad flags refused
-before anything is written."""
+"""The ImageNet baselines end to end on a prepared 4-class miniature ImageNet at 32 px, in
+one file so the data is prepared once: deterministic.py's outputs and flat metric names
+(clean, ImageNet-C with its mCE from the AlexNet errors, ImageNet-A and -V2), run.json,
+exact resume after a SIGKILL and bad flags refused before anything is written; one epoch of
+each method script (dropout, batchensemble, sngp) recording its ResNet-50 method model and
+its metrics; ensemble.py training its missing member beside deterministic.py's run."""
 import json
 
 import pytest
@@ -12,10 +14,13 @@ from uncertainty_baselines.runs import summaries
 
 # ResNet-50 (1,000-way head: a subset keeps the labels), 4 steps per epoch, 2 epochs; the
 # 2 types x 5 severities of ImageNet-C at the end.
-COMMON = ["--image_size=32", "--batch_size=16", "--train_epochs=2", "--base_learning_rate=0.01",
-          "--lr_warmup_epochs=1", "--corruptions_interval=2", "--shifted_datasets=imagenet_a,imagenet_v2",
+TRAINING = ["--image_size=32", "--batch_size=16", "--train_epochs=2", "--base_learning_rate=0.01",
+            "--lr_warmup_epochs=1", "--steps_per_loop=2", "--log_interval_s=0"]
+COMMON = [*TRAINING, "--corruptions_interval=2", "--shifted_datasets=imagenet_a,imagenet_v2",
           f"--corruption_types={','.join(imagenet_e2e.CORRUPTIONS)}",
-          f"--severities={','.join(map(str, imagenet_e2e.SEVERITIES))}", "--steps_per_loop=2", "--log_interval_s=0"]
+          f"--severities={','.join(map(str, imagenet_e2e.SEVERITIES))}"]
+METHOD = ["--image_size=32", "--batch_size=16", "--train_epochs=1", "--base_learning_rate=0.01",
+          "--lr_warmup_epochs=0", "--steps_per_loop=4", "--log_interval_s=0"]
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +79,34 @@ def test_bad_flags_refused_before_anything_is_written(data_dir, tmp_path):
     assert code != 0
     assert "--image_size must be >= 32, got 8" in out and "--dataset must be imagenet2012" in out
     assert not (tmp_path / "bad").exists()
+
+
+def record(out_dir):
+    return json.loads((out_dir / "run.json").read_text())
+
+
+@pytest.mark.parametrize("script, args, model, keys", [
+    ("dropout", ["--num_dropout_samples=2"], "resnet50_mc_dropout", ("test/mutual_information",)),
+    ("batchensemble", ["--ensemble_size=2"], "resnet50_batchensemble", ("test/accuracy_member_1",)),
+    ("sngp", ["--num_inducing=64"], "resnet50_sngp", ()),
+])
+def test_method_scripts_run_on_resnet50(script, args, model, keys, data_dir, tmp_path):
+    script_runs.run("imagenet", script, [*METHOD, *args], data_dir, tmp_path / script)
+    run = record(tmp_path / script)
+    assert run["model"]["name"] == model and run["method"] in (script, "mc_dropout")
+    for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", *keys):
+        assert key in run["metrics"], key
+
+
+def test_ensemble_trains_its_missing_member(reference_run, data_dir, tmp_path):
+    """Member 0 is the reference deterministic.py run (seed 42), member 1 is trained by the
+    ensemble itself (--train_missing_members, seed --seed + 1 = 43) with the same training
+    flags, then both are evaluated as one model."""
+    member_0 = reference_run[0]
+    script_runs.run("imagenet", "ensemble", [*TRAINING, "--seed=42", "--ensemble_size=2", "--train_missing_members",
+                                             f"--run_dirs={member_0},{tmp_path / 'seed43'}"],
+                    data_dir, tmp_path / "ensemble")
+    run = record(tmp_path / "ensemble")
+    assert run["members"] == [str(member_0), str(tmp_path / "seed43")]
+    assert record(tmp_path / "seed43")["seed"] == 43 and record(tmp_path / "seed43")["method"] == "deterministic"
+    assert {"test/accuracy_member_0", "test/accuracy_member_1", "test/disagreement"} <= set(run["metrics"])
