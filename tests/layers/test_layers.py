@@ -66,6 +66,21 @@ def test_mc_dropout_replicas_draw_their_own_masks():
     assert abs((first == second).mean() - 0.5) < 0.015  # 16,384 pairs: s.d. 0.004.
 
 
+def test_replica_seed_generator_gives_each_replica_its_own_stream():
+    """Plain seeds on one device; under two mirrored replicas, two different seeds per call,
+    none repeating across calls (so no replica replays another call's noise)."""
+    from uncertainty_baselines.layers.common import ReplicaSeedGenerator
+    plain, ours = keras.random.SeedGenerator(3), ReplicaSeedGenerator(3)
+    for _ in range(2):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours.next()), keras.ops.convert_to_numpy(plain.next()))
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        generator = ReplicaSeedGenerator(3)
+    step = tf.function(lambda: strategy.run(generator.next))
+    seeds = [tuple(s.numpy()) for _ in range(3) for s in strategy.experimental_local_results(step())]
+    assert len(set(seeds)) == 6, seeds
+
+
 def test_filterwise_mc_dropout_drops_whole_feature_maps():
     x = np.ones((64, 5, 5, 32), np.float32)
     out = keras.ops.convert_to_numpy(MCDropout(0.5, seed=3, filterwise=True)(x))

@@ -1,4 +1,5 @@
-"""What the uncertainty layers share: initialiser arguments and their seeding, layer-tree
+"""What the uncertainty layers share: initialiser arguments and their seeding, noise seeds per
+replica, layer-tree
 walks, and the argument and input-shape checks of the Dense- and Conv2D-style layers, so
 that every layer validates and reports its arguments in the same words."""
 from __future__ import annotations
@@ -18,6 +19,25 @@ Shape = Sequence[int | None]
 def derived_seed(seed: int, stream: int) -> int:
     """A seed for the `stream`-th initialiser or noise stream of a layer seeded with `seed`."""
     return int(np.random.default_rng([seed, stream]).integers(2**31 - 1))
+
+
+class ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A seed generator whose seeds differ between tf.distribute replicas: mirrored replicas
+    share a generator's state, so with a plain one the j-th examples of every replica would
+    draw the same noise (dropout masks, Flipout signs, rank-1 factors). On one device, and on
+    the JAX and PyTorch backends, its seeds are the plain generator's."""
+
+    def next(self, ordered: bool = True):
+        seed = super().next(ordered)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                # A far-apart stream per replica; the counter half of the seed stays, since
+                # shifting it would replay the noise of other calls.
+                offset = tf.cast(replica.replica_id_in_sync_group, seed.dtype) * 0x9E3779B
+                seed += tf.stack([offset, tf.zeros_like(offset)])
+        return seed
 
 
 def is_seeded_random(init: Any) -> bool:

@@ -26,7 +26,7 @@ from typing import Callable
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike, ReplicaSeedGenerator,
                                                  check_conv2d_input, check_dense_input,
                                                  check_initializer, check_units, conv2d,
                                                  conv2d_arguments, conv2d_config,
@@ -57,7 +57,7 @@ class _FlipoutBase(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         # A stream apart from the kernel initialiser's, which draws from `seed` itself.
-        self.seed_generator = keras.random.SeedGenerator(derived_seed(seed, 1))
+        self.seed_generator = ReplicaSeedGenerator(derived_seed(seed, 1))
 
     def _build_posterior(self, kernel_shape: tuple[int, ...]) -> None:
         """kernel_loc and kernel_rho (the posterior's mu and rho) and the bias (or None)."""

@@ -36,7 +36,7 @@ import keras
 from keras import ops
 
 from uncertainty_baselines.layers.batchensemble import RandomSign
-from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike, ReplicaSeedGenerator,
                                                  check_conv2d_input, check_dense_input,
                                                  check_initializer, check_member_batch,
                                                  check_units, conv2d, conv2d_arguments,
@@ -85,7 +85,7 @@ class _Rank1Base(keras.layers.Layer):
         self.kernel_initializer = check_initializer(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.seed_generator = keras.random.SeedGenerator(derived_seed(seed, 2))
+        self.seed_generator = ReplicaSeedGenerator(derived_seed(seed, 2))
 
     def _build_weights(self, kernel_shape: tuple[int, ...]) -> None:
         """The shared kernel; alpha_loc, alpha_rho [M, in]; gamma_loc, gamma_rho and the
