@@ -36,7 +36,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow files first (the end-to-end script runs of tests/baselines/ and files marked slow):
     `make test` hands whole files to two pytest-xdist workers in collection order, so the long
     ones start early and the workers finish together, not one idling through the last file."""
-    slow = {item.path for item in items if "baselines" in item.path.parts or item.get_closest_marker("slow")}
+    slow = {item.path for item in items
+            if item.path.relative_to(REPO_ROOT).parts[:2] == ("tests", "baselines") or item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow)
 
 

@@ -22,10 +22,13 @@ def derived_seed(seed: int, stream: int) -> int:
 
 
 class ReplicaSeedGenerator(keras.random.SeedGenerator):
-    """A seed generator whose seeds differ between tf.distribute replicas: mirrored replicas
-    share a generator's state, so with a plain one the j-th examples of every replica would
-    draw the same noise (dropout masks, Flipout signs, rank-1 factors). On one device, and on
-    the JAX and PyTorch backends, its seeds are the plain generator's."""
+    """A seed generator whose seeds differ between tf.distribute replicas, for noise drawn per
+    example: mirrored replicas share a generator's state, so with a plain one the j-th examples
+    of every replica would draw the same noise (dropout masks, Flipout signs, rank-1 factors).
+    Noise shared by the batch (the heteroscedastic head's draws, variational kernel samples)
+    keeps a plain generator: one draw for the global batch on any number of replicas, as on
+    one device. On one device, and on the JAX and PyTorch backends, its seeds are the plain
+    generator's."""
 
     def next(self, ordered: bool = True):
         seed = super().next(ordered)

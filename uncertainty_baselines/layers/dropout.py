@@ -65,15 +65,18 @@ def _hashed_dropout(inputs, rates: Sequence[float], seed_generator: keras.random
     XLA-fused pass with the mask's application. Philox draws (TensorFlow's generator) cost as
     much per element as a 3x3 convolution on CPU and held MC dropout to 0.82 of its speed
     target; hashing and applying the mask take a third of the time of the draws and their
-    application, and store nothing. A rate is rounded to a multiple of 2^-32 and kept values
-    are scaled by the exact keep probability."""
+    application, and store no random numbers. A rate is rounded to a multiple of 2^-32 and
+    kept values are scaled by the exact keep probability (in float32, also for 16-bit inputs)."""
     import tensorflow as tf
     if inputs.shape.num_elements() is not None and inputs.shape.num_elements() >= 2**31:
         raise ValueError(f"MCDropout hashes element indices as int32: input shape {inputs.shape} is too large.")
+    if inputs.shape.num_elements() is None:  # A dynamic batch: checked when it runs.
+        tf.debugging.assert_less(tf.size(inputs, out_type=tf.int64), tf.constant(2**31, tf.int64),
+                                 "MCDropout hashes element indices as int32: the input is too large")
     key = tf.bitcast(keras.random.randint((2,), 0, 2**31 - 1, seed=seed_generator, dtype="int32"), tf.uint32)
     thresholds = [min(round(r * 2**32), 2**32 - 1) for r in rates]
     keep_prob = tf.cast(tf.reshape(tf.constant([1.0 - t / 2**32 for t in thresholds], tf.float64), member_axes),
-                        inputs.dtype)
+                        tf.float32)
     return _hashed_dropout_fn(filterwise)(inputs, key, tf.reshape(tf.constant(thresholds, tf.uint32), member_axes),
                                           keep_prob)
 
@@ -96,5 +99,6 @@ def _hashed_dropout_fn(filterwise: bool):
             shape = tf.concat([shape[:1], tf.ones_like(shape[1:-1]), shape[-1:]], axis=0)
         index = tf.bitcast(tf.reshape(tf.range(tf.reduce_prod(shape)), shape), tf.uint32)
         keep = fmix32(fmix32(tf.bitwise.bitwise_xor(index, key[0])) + key[1]) >= thresholds
-        return tf.where(keep, inputs / keep_prob, tf.zeros_like(inputs))
+        scaled = tf.cast(tf.cast(inputs, tf.float32) / keep_prob, inputs.dtype)  # Exact scale in 16-bit too.
+        return tf.where(keep, scaled, tf.zeros_like(inputs))
     return tf.function(apply, jit_compile=True, autograph=False)

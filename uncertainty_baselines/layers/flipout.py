@@ -86,8 +86,8 @@ class _FlipoutBase(keras.layers.Layer):
         batch, middle = ops.shape(inputs)[0], (1,) * (len(inputs.shape) - 2)
         sign_in = self._signs((batch, *middle, self.kernel_loc.shape[-2]))
         sign_out = self._signs((batch, *middle, self.kernel_loc.shape[-1]))
-        eps = keras.random.normal(self.kernel_loc.shape, seed=self.seed_generator,
-                                  dtype=self.compute_dtype)
+        eps = keras.random.normal(self.kernel_loc.shape, seed=self.seed_generator,  # One kernel draw
+                                  dtype=self.compute_dtype)  # per batch (per replica under tf.distribute).
         perturbation = ops.softplus(self.kernel_rho) * eps
         outputs = (self._linear(inputs, self.kernel_loc)
                    + self._linear(inputs * sign_in, perturbation) * sign_out)

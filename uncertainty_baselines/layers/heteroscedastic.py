@@ -26,7 +26,7 @@ import math
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike, ReplicaSeedGenerator,
+from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
                                                  check_initializer, derived_seed,
                                                  is_seeded_random, resolve_initializer,
                                                  serialize_initializer, with_seed)
@@ -81,7 +81,7 @@ class HeteroscedasticSoftmax(keras.layers.Layer):
         self.factor_layer = dense(num_classes * num_factors, 1, "factors") \
             if num_factors else None
         self.diag_layer = dense(num_classes, 2, "diag")
-        self.seed_generator = ReplicaSeedGenerator(derived_seed(seed, 3))
+        self.seed_generator = keras.random.SeedGenerator(derived_seed(seed, 3))
 
     def _initializer(self, stream: int) -> keras.initializers.Initializer:
         """The kernel initialiser of the `stream`-th Dense (0: location, 1: factors, 2:

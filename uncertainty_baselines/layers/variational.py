@@ -13,7 +13,6 @@ import math
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.common import ReplicaSeedGenerator
 from uncertainty_baselines.layers.stacked_dense import glorot_limit
 
 
@@ -42,7 +41,7 @@ class DenseVariational(keras.layers.Layer):
         self.units, self.num_members = units, num_members
         self.prior_stddev, self.init_stddev, self.seed = prior_stddev, init_stddev, seed
         self.activation = keras.activations.get(activation)
-        self.seed_generator = ReplicaSeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
         fan_in = input_shape[-1]
