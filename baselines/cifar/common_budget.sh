@@ -5,6 +5,7 @@
 # hyperparameters at their reference defaults. One row at a time under a lock; a killed row
 # resumes from its last checkpoint when this script runs again, finished rows are skipped.
 #   DATA_DIR=/work/data RUNS=/work/runs/table bash baselines/cifar/common_budget.sh
+# ROWS="sngp heteroscedastic" runs only the named rows (the ensemble needs its members' runs).
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -18,6 +19,7 @@ EVAL="--eval_on_ood --ood_dataset=mnist --corruptions_interval=4 --severities=3"
 
 row() {  # row NAME SCRIPT ARGS...: one run, skipped when its run.json exists.
   local name=$1 script=$2; shift 2
+  [ -n "${ROWS:-}" ] && [[ " $ROWS " != *" $name "* ]] && return
   [ -f "$RUNS/$name/run.json" ] && { echo "skip $name (finished)"; return; }
   echo "=== $name $(date -u +%FT%TZ)"
   flock "$LOCK" $PY baselines/cifar/$script.py --output_dir="$RUNS/$name" "$@" > "$RUNS/$name.log" 2>&1
