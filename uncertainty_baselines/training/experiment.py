@@ -522,21 +522,26 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
 def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
     """The flags of ensemble member `index` as its own script takes them: the ensemble's
     flags without the ensemble-only ones, its run directory and seed `config.seed + index`
-    (never --overwrite: the ensemble's own folder is what that flag is for). Without
-    --corruptions_interval, --corruption_types is the ensemble's alone: it scores those sets
-    once, and a training member would refuse the flag."""
+    (never --overwrite: the ensemble's own folder is what that flag is for). What a member
+    evaluates is its own: a started member keeps its recorded evaluation flags (they do not
+    change its weights); a new one drops --corruption_types without --corruptions_interval,
+    since the ensemble scores those sets once and a training member would refuse the flag."""
     ensemble_only = {*ub_flags.ENSEMBLE_FLAGS, ub_flags.TRAIN_MISSING_MEMBERS}
     values = {k: v for k, v in vars(config).items() if k not in ensemble_only}
     if "corruption_types" in values and not values.get("corruptions_interval"):
         values["corruption_types"] = []
+    flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
+    if flags_path.is_file():
+        recorded = json.loads(flags_path.read_text())
+        values.update({k: recorded[k] for k in ub_flags.EVALUATION_FLAGS if k in recorded and k in values})
     return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index, "overwrite": False,
                            "checkpoint_dir": None})
 
 
 def member_conflicts(config: Any, run_dirs: Sequence[str | pathlib.Path]) -> list[str]:
     """Why `run_dirs` cannot be members trained by this ensemble (empty when they can): a
-    started or finished member made with other training flags (evaluation flags aside for a
-    finished one), or two members with one seed (they would be the same network)."""
+    started or finished member made with other training flags (its evaluation flags are its
+    own, `member_config`), or two members with one seed (they would be the same network)."""
     errors, seeds = [], {}
     for i, run_dir in enumerate(run_dirs):
         wanted = vars(member_config(config, run_dir, i))
@@ -546,7 +551,7 @@ def member_conflicts(config: Any, run_dirs: Sequence[str | pathlib.Path]) -> lis
             recorded = json.loads(flags_path.read_text())
             seed = recorded.get("seed", seed)
             finished = (pathlib.Path(run_dir) / run_record.RUN_RECORD).is_file()
-            ignore = {"seed", *ub_flags.RESULT_NEUTRAL_FLAGS, *(ub_flags.EVALUATION_FLAGS if finished else ())}
+            ignore = {"seed", *ub_flags.RESULT_NEUTRAL_FLAGS}
             recorded, wanted = ({k: v for k, v in d.items() if k not in ignore} for d in (recorded, wanted))
             if json.loads(json.dumps(wanted)) != recorded:
                 errors.append(f"ensemble member {run_dir} was {'trained' if finished else 'started'} with other "

@@ -1,0 +1,38 @@
+"""Which run directories an ensemble may train as its members: a started member keeps what
+it evaluates (its evaluation flags do not change its weights) but must share the training flags."""
+import types
+
+from image_flag_values import image_flags
+from uncertainty_baselines.runs import output_dir
+from uncertainty_baselines.training import experiment, flags
+
+
+def ensemble_flags(**overrides) -> types.SimpleNamespace:
+    return image_flags(seed=0, overwrite=False, run_dirs=[], ensemble_size=2, train_missing_members=True,
+                       **overrides)
+
+
+def start_member(config, run_dir, index) -> None:
+    """Write the member's flags.json as its script's run lifecycle does when it starts."""
+    output_dir.prepare_output_dir(run_dir, vars(experiment.member_config(config, run_dir, index)),
+                                  ignore=flags.RESULT_NEUTRAL_FLAGS)
+
+
+def test_a_started_member_keeps_its_own_evaluation_flags(tmp_path):
+    started = tmp_path / "seed1"
+    start_member(ensemble_flags(severities=["3"], eval_on_ood=True), started, 1)
+    config = ensemble_flags(severities=["1", "2"], corruption_types=["fog"])
+    member = experiment.member_config(config, started, 1)
+    assert member.severities == ["3"] and member.eval_on_ood and member.seed == 1
+    assert experiment.member_conflicts(config, [tmp_path / "seed0", started]) == []
+    assert output_dir.prepare_output_dir(started, vars(member), ignore=flags.RESULT_NEUTRAL_FLAGS)  # Resumes.
+    fresh = experiment.member_config(config, tmp_path / "seed0", 0)
+    assert fresh.severities == ["1", "2"] and fresh.corruption_types == []  # The ensemble scores them.
+
+
+def test_a_started_member_with_other_training_flags_is_named(tmp_path):
+    started = tmp_path / "seed1"
+    start_member(ensemble_flags(train_epochs=3), started, 1)
+    errors = experiment.member_conflicts(ensemble_flags(), [tmp_path / "seed0", started])
+    assert len(errors) == 1 and f"ensemble member {started} was started with other flags" in errors[0]
+    assert "train_epochs: 3 -> 2" in errors[0]
