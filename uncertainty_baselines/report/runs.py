@@ -13,8 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from uncertainty_baselines.runs import curves as run_curves
 from uncertainty_baselines.runs import run_record, summaries
+from uncertainty_baselines.runs.output_dir import FLAGS_FILE
 
-FLAGS_FILE = "flags.json"
 # What makes a folder a run: any of these files (a release bundle holds run.json).
 RUN_FILES = (run_record.RUN_RECORD, FLAGS_FILE, summaries.METRICS_FILE)
 # The metrics a regression (UCI) run reports, in table order, when it has no classification headline.
