@@ -39,8 +39,9 @@ browser:
 # of files with the most tests first, which left the long end-to-end files for last.
 TEST_WORKERS ?= 2
 
+# --durations: the 30 slowest tests in the log, to see where the suite's time goes.
 test: setup system-data browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 
 # Regenerate the lock file from the current environment (after changing setup.py).
 lock:
