@@ -6,8 +6,11 @@ normalised (operator norm at most --spec_norm_bound, initialised from the pretra
 pooler) and the output layer is a random-feature Gaussian process on the layer-normalised
 pooled features. Training uses the GP's logits; the prediction is one pass of mean-field
 logits, logit / sqrt(1 + lambda var). OOD scores: 1 - max probability and Dempster-Shafer.
-Reference defaults: bound 0.95, 1 power iteration, 2,048 random features, kernel scale 2
-(length-scale sqrt 2), mean-field lambda 0.1, learning rate 5e-5, 40 epochs.
+Reference defaults: bound 0.95, 1 power iteration, 2,048 unscaled i.i.d. Gaussian random
+features of standard deviation 0.05 on the layer-normalised pooled features (length-scale
+20: its kernel-scale flag, 2, is unused when inputs are normalised), mean-field lambda 0.1,
+learning rate 5e-5, 40 epochs. Length-scale sqrt 2 makes the kernel ~0 between any two
+queries, so the GP cannot generalise (experimental/gp_length_scale/README.md).
 
 Posterior precision: here exact over each epoch, summed over its training batches and
 reset to ridge * I at the start of the next (`on_epoch_start`). The reference instead
@@ -19,7 +22,6 @@ for the full training set. --gp_covariance_momentum in [0, 1) gives the referenc
   python baselines/clinc_intent/sngp.py --data_dir=/work/data \
       --output_dir=/tmp/clinc-sngp
 """
-import math
 
 from absl import app, flags
 
@@ -31,8 +33,8 @@ text.define_text_flags(train_epochs=40, learning_rate=5e-5)
 flags.DEFINE_float("spec_norm_bound", 0.95, "Bound on the pooler's operator norm, > 0.")
 flags.DEFINE_integer("spec_norm_iterations", 1, "Power iterations per training step, >= 1.")
 flags.DEFINE_integer("num_inducing", 2048, "Random features of the GP output layer, >= 1.")
-flags.DEFINE_float("gp_length_scale", math.sqrt(2.0), "RBF length-scale of the GP on its layer-normalised "
-                   "inputs, > 0 (the reference's kernel scale 2 is length-scale sqrt 2).")
+flags.DEFINE_float("gp_length_scale", 20.0, "RBF length-scale of the GP on its layer-normalised inputs, > 0 "
+                   "(the reference's random-feature standard deviation 0.05).")
 flags.DEFINE_float("gp_ridge_penalty", 15.0, "Ridge penalty of the GP's posterior precision, > 0.")
 flags.DEFINE_float("gp_covariance_momentum", -1.0, "< 0: exact precision over each epoch (reset at its "
                    "start); in [0, 1): discounted moving average, never reset (the reference: 0.999).")

@@ -38,9 +38,9 @@ def test_gp_layer_precision_covers_the_last_epoch_and_ood_scores(sngp_run):
     saved = checkpoint.load(checkpoint.list_checkpoints(sngp_run / "checkpoints")[-1]).parts["model"]
     [precision] = [v for k, v in saved.items() if k.endswith("/precision")]
     # Ridge * I plus Phi^T Phi summed over one epoch's 288 examples (each adds a trace of
-    # about 1: sqrt(2 / D) cos features), not over both epochs' 576.
-    examples = (NUM_TRAIN // 32) * 32
-    assert 0.7 * examples < np.trace(precision) - RIDGE * INDUCING < 1.3 * examples
+    # about D / 2: D unscaled cos features), not over both epochs' 576.
+    epoch_trace = (NUM_TRAIN // 32) * 32 * INDUCING / 2
+    assert 0.7 * epoch_trace < np.trace(precision) - RIDGE * INDUCING < 1.3 * epoch_trace
 
 
 def test_sigkill_then_restart_gives_the_same_metrics(sngp_run, clinc_data_dir, clinc_bert_dir, tmp_path):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import math
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -323,23 +322,25 @@ def spectral_norm_pooler(norm_multiplier: float, power_iterations: int, seed: in
 
 def bert_sngp(num_classes: int = 151, bert_dir: str | None = None, max_seq_length: int = 32,
               dropout_rate: float = 0.1, seed: int = 0, *, spec_norm_bound: float = 0.95,
-              spec_norm_iterations: int = 1, num_inducing: int = 2048, gp_length_scale: float = math.sqrt(2.0),
+              spec_norm_iterations: int = 1, num_inducing: int = 2048, gp_length_scale: float = 20.0,
               gp_ridge_penalty: float = 15.0, gp_covariance_momentum: float = -1.0,
               gp_mean_field_factor: float = 0.1) -> keras.Model:
     """SNGP BERT on token ids (Liu et al. 2020): the pooler spectrally normalised (operator
     norm at most `spec_norm_bound`, initialised from the pretrained pooler) and a
     random-feature GP output layer on its layer-normalised output: GP logits in training,
-    mean-field logits (factor `gp_mean_field_factor`) at inference. `num_inducing` random
-    features of length-scale `gp_length_scale`, scaled by sqrt(2 / D), no input
-    projection; precision exact over each epoch (`gp_covariance_momentum` < 0, reset with
-    `ub.layers.reset_covariances`) or discounted, ridge `gp_ridge_penalty`. The seeds of
-    the power iteration and the GP come from `seed`."""
+    mean-field logits (factor `gp_mean_field_factor`) at inference. As the reference's
+    BERT SNGP: `num_inducing` i.i.d. Gaussian random features of length-scale
+    `gp_length_scale` (its frequencies' standard deviation 0.05 is length-scale 20),
+    unscaled (no sqrt(2 / D): that factor would shrink the logits and their gradients
+    D / 2-fold), no input projection; precision exact over each epoch
+    (`gp_covariance_momentum` < 0, reset with `ub.layers.reset_covariances`) or discounted,
+    ridge `gp_ridge_penalty`. The seeds of the power iteration and the GP come from `seed`."""
     next_seed = layer_seeds(seed, 7)
     pooler = spectral_norm_pooler(spec_norm_bound, spec_norm_iterations, next_seed())
     head = gaussian_process_head(
-        next_seed(), num_inducing=num_inducing, length_scale=gp_length_scale, scale_features=True,
-        input_projection_dim=None, ridge_penalty=gp_ridge_penalty, covariance_momentum=gp_covariance_momentum,
-        mean_field_factor=gp_mean_field_factor)
+        next_seed(), num_inducing=num_inducing, length_scale=gp_length_scale, random_feature_type="fourier",
+        scale_features=False, input_projection_dim=None, ridge_penalty=gp_ridge_penalty,
+        covariance_momentum=gp_covariance_momentum, mean_field_factor=gp_mean_field_factor)
     return bert_classifier(num_classes, bert_dir, max_seq_length, dropout_rate, seed, token_ids_only=True,
                            pooler=pooler, head=head)
 

@@ -1,0 +1,138 @@
+r"""Which length-scale lets SNGP's GP output layer generalise on BERT's features at all?
+
+Builds `bert_sngp` as `baselines/clinc_intent/sngp.py` does (the pretrained encoder, the
+spectrally normalised pooler) and, without training, takes the features its GP layer
+receives for the CLINC150 in-domain training queries and the test queries. At each
+`--length_scales` value a fresh `ub.layers.RandomFeatureGaussianProcess` (the layer SNGP
+trains, with its random features, layer norm and exact precision) is fitted in closed form:
+its training calls accumulate the precision P = ridge I + Phi^T Phi, its output kernel is
+set to the ridge solution P^-1 Phi^T Y (one-hot labels: the GP posterior mean under a
+Gaussian likelihood), and its inference calls give the logits and predictive variance of
+the test queries. Reported per length-scale: in-domain test accuracy, out-of-scope
+detection (AUROC, out-of-scope positive) by predictive variance and by -max logit, and the
+median RBF kernel value between test queries of the same intent and of different intents.
+A length-scale far below the distances between the features gives a kernel that is ~0
+between any two queries: the GP then cannot carry what it learns from one query to
+another, and training SNGP starts from a loss that stays at log(151).
+
+  python experimental/gp_length_scale/probe.py --data_dir=/work/data \
+      --output_dir=/tmp/gp-length-scale
+
+Writes `<output_dir>/probe.json`: the number of queries of each set and one record per
+length-scale.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # Run as a script: the experiments import from the repo root.
+    sys.path.insert(0, str(REPO))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+
+import uncertainty_baselines as ub  # noqa: E402
+from uncertainty_baselines.datasets.clinc_intent import OOS_LABEL  # noqa: E402
+
+flags.DEFINE_string("data_dir", None, "Prepared TFDS data (`prepare clinc_intent`).", required=True)
+flags.DEFINE_string("output_dir", None, "Where probe.json goes.", required=True)
+flags.DEFINE_string("bert_dir", None, "BERT folder; default: the installed MiniLM package's.")
+flags.DEFINE_list("length_scales", ["1.4142", "3", "4.5", "7", "10", "20"], "Length-scales to fit, each > 0.")
+flags.DEFINE_integer("num_inducing", 2048, "Random features, as sngp.py's --num_inducing.")
+flags.DEFINE_float("ridge_penalty", 1.0, "Ridge penalty s of P = s I + Phi^T Phi, > 0.")
+flags.DEFINE_integer("batch_size", 500, "Queries per encoder call.")
+flags.DEFINE_integer("seed", 0, "Seed of the model's spectral norm and of the random features.")
+FLAGS = flags.FLAGS
+NUM_CLASSES = OOS_LABEL + 1
+
+
+def gp_input_model(bert_dir: str | None, seed: int) -> keras.Model:
+    """token ids -> the features SNGP's GP layer receives, untrained (inference mode)."""
+    model = ub.models.get("bert_sngp", bert_dir=bert_dir, seed=seed)
+    gp = next(layer for layer in model.layers if isinstance(layer, ub.layers.RandomFeatureGaussianProcess))
+    return keras.Model(model.input, gp.input)
+
+
+def split_features(features: keras.Model, data_dir: str, split: str, data_mode: str,
+                   batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """GP-input features and labels of every query of one split, in order (no padding rows)."""
+    data = ub.datasets.get("clinc_intent", split=split, data_mode=data_mode, data_dir=data_dir,
+                           is_training=False)
+    xs, ys = [], []
+    for batch in data.load(batch_size=batch_size):
+        keep = np.asarray(batch["mask"], bool) if "mask" in batch else slice(None)
+        xs.append(np.asarray(features(batch["features"], training=False))[keep])
+        ys.append(np.asarray(batch["labels"])[keep])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def fit_gp(x_train: np.ndarray, y_train: np.ndarray, length_scale: float, num_inducing: int,
+           ridge_penalty: float, seed: int, batch_size: int) -> ub.layers.RandomFeatureGaussianProcess:
+    """The GP layer with its exact precision over the training features and its output
+    kernel at the ridge solution P^-1 Phi^T Y."""
+    gp = ub.layers.RandomFeatureGaussianProcess(NUM_CLASSES, num_inducing=num_inducing, length_scale=length_scale,
+                                                ridge_penalty=ridge_penalty, seed=seed)
+    gp.build(x_train.shape)
+    phi_t_y = np.zeros((num_inducing, NUM_CLASSES))
+    for start in range(0, len(x_train), batch_size):
+        x = x_train[start:start + batch_size]
+        gp(x, training=True)  # P += Phi^T Phi
+        phi_t_y += np.asarray(gp.random_features(x), np.float64).T @ np.eye(NUM_CLASSES)[y_train[start:start + batch_size]]
+    gp.kernel.assign(np.linalg.solve(np.asarray(gp.precision, np.float64), phi_t_y).astype("float32"))
+    return gp
+
+
+def median_kernels(x: np.ndarray, labels: np.ndarray, length_scale: float) -> tuple[float | None, float | None]:
+    """Median RBF kernel exp(-|x - x'|^2 / 2 l^2) on layer-normalised features between
+    distinct queries of the same intent, and of different intents (None: no such pair)."""
+    z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    sq = np.maximum((z ** 2).sum(1)[:, None] + (z ** 2).sum(1)[None] - 2 * z @ z.T, 0)
+    kernel = np.exp(-sq / (2 * length_scale ** 2))
+    same = labels[:, None] == labels[None]
+    np.fill_diagonal(same, False)
+    different = labels[:, None] != labels[None]
+    return tuple(float(np.median(kernel[pairs])) if pairs.any() else None for pairs in (same, different))
+
+
+def probe(x_train, y_train, x_test, y_test, x_oos, length_scale: float, **gp_kwargs) -> dict:
+    """One length-scale's record (see the module docstring)."""
+    gp = fit_gp(x_train, y_train, length_scale, **gp_kwargs)
+    logits, variance = (np.asarray(t) for t in gp(x_test, training=False))
+    oos_logits, oos_variance = (np.asarray(t) for t in gp(x_oos, training=False))
+    is_oos = np.r_[np.zeros(len(x_test)), np.ones(len(x_oos))]
+    same, different = median_kernels(x_test, y_test, length_scale)
+    return {"length_scale": length_scale,
+            "test_accuracy": float((logits.argmax(1) == y_test).mean()),
+            "ood_auroc_variance": ub.metrics.auroc(np.r_[variance, oos_variance], is_oos),
+            "ood_auroc_max_logit": ub.metrics.auroc(-np.r_[logits.max(1), oos_logits.max(1)], is_oos),
+            "kernel_same_intent": same, "kernel_other_intent": different}
+
+
+def main(argv):
+    del argv
+    length_scales = [float(value) for value in FLAGS.length_scales]
+    if not all(value > 0 for value in length_scales) or not FLAGS.ridge_penalty > 0:
+        raise app.UsageError("--length_scales and --ridge_penalty must be > 0")
+    out = pathlib.Path(FLAGS.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    features = gp_input_model(FLAGS.bert_dir, FLAGS.seed)
+    x_train, y_train = split_features(features, FLAGS.data_dir, "train", "in_domain", FLAGS.batch_size)
+    x_test, y_test = split_features(features, FLAGS.data_dir, "test", "in_domain", FLAGS.batch_size)
+    x_oos, _ = split_features(features, FLAGS.data_dir, "test", "out_of_scope", FLAGS.batch_size)
+    counts = {"train": len(x_train), "test_in_domain": len(x_test), "test_out_of_scope": len(x_oos)}
+    logging.info("queries: %s", counts)
+    records = []
+    for length_scale in length_scales:
+        records.append(probe(x_train, y_train, x_test, y_test, x_oos, length_scale,
+                             num_inducing=FLAGS.num_inducing, ridge_penalty=FLAGS.ridge_penalty,
+                             seed=FLAGS.seed, batch_size=FLAGS.batch_size))
+        logging.info("%s", "  ".join(f"{k} {v}" if v is None else f"{k} {v:.4g}" for k, v in records[-1].items()))
+    (out / "probe.json").write_text(json.dumps({"num_queries": counts, "records": records}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
