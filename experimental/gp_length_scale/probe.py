@@ -3,8 +3,9 @@ r"""Which length-scale lets SNGP's GP output layer generalise on BERT's features
 Builds `bert_sngp` as `baselines/clinc_intent/sngp.py` does (the pretrained encoder, the
 spectrally normalised pooler) and, without training, takes the features its GP layer
 receives for the CLINC150 in-domain training queries and the test queries. At each
-`--length_scales` value a fresh `ub.layers.RandomFeatureGaussianProcess` (the layer SNGP
-trains, with its random features, layer norm and exact precision) is fitted in closed form:
+`--length_scales` value a fresh `ub.layers.RandomFeatureGaussianProcess` with the settings
+of the model's own GP layer but the length-scale (its number and kind of random features,
+their scaling, layer norm, ridge and exact precision) is fitted in closed form:
 its training calls accumulate the precision P = ridge I + Phi^T Phi, its output kernel is
 set to the ridge solution P^-1 Phi^T Y (one-hot labels: the GP posterior mean under a
 Gaussian likelihood), and its inference calls give the logits and predictive variance of
@@ -42,19 +43,21 @@ flags.DEFINE_string("data_dir", None, "Prepared TFDS data (`prepare clinc_intent
 flags.DEFINE_string("output_dir", None, "Where probe.json goes.", required=True)
 flags.DEFINE_string("bert_dir", None, "BERT folder; default: the installed MiniLM package's.")
 flags.DEFINE_list("length_scales", ["1.4142", "3", "4.5", "7", "10", "20"], "Length-scales to fit, each > 0.")
-flags.DEFINE_integer("num_inducing", 2048, "Random features, as sngp.py's --num_inducing.")
-flags.DEFINE_float("ridge_penalty", 1.0, "Ridge penalty s of P = s I + Phi^T Phi, > 0.")
 flags.DEFINE_integer("batch_size", 500, "Queries per encoder call.")
 flags.DEFINE_integer("seed", 0, "Seed of the model's spectral norm and of the random features.")
 FLAGS = flags.FLAGS
 NUM_CLASSES = OOS_LABEL + 1
+HEAD_SETTINGS = ("num_inducing", "random_feature_type", "scale_features", "normalize_input",
+                 "input_projection_dim", "ridge_penalty", "seed")
 
 
-def gp_input_model(bert_dir: str | None, seed: int) -> keras.Model:
-    """token ids -> the features SNGP's GP layer receives, untrained (inference mode)."""
+def sngp_parts(bert_dir: str | None, seed: int) -> tuple[keras.Model, dict]:
+    """token ids -> the features SNGP's GP layer receives (untrained, inference mode), and
+    that layer's settings but its length-scale."""
     model = ub.models.get("bert_sngp", bert_dir=bert_dir, seed=seed)
     gp = next(layer for layer in model.layers if isinstance(layer, ub.layers.RandomFeatureGaussianProcess))
-    return keras.Model(model.input, gp.input)
+    config = gp.get_config()
+    return keras.Model(model.input, gp.input), {name: config[name] for name in HEAD_SETTINGS}
 
 
 def split_features(features: keras.Model, data_dir: str, split: str, data_mode: str,
@@ -70,14 +73,15 @@ def split_features(features: keras.Model, data_dir: str, split: str, data_mode: 
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def fit_gp(x_train: np.ndarray, y_train: np.ndarray, length_scale: float, num_inducing: int,
-           ridge_penalty: float, seed: int, batch_size: int) -> ub.layers.RandomFeatureGaussianProcess:
-    """The GP layer with its exact precision over the training features and its output
-    kernel at the ridge solution P^-1 Phi^T Y."""
-    gp = ub.layers.RandomFeatureGaussianProcess(NUM_CLASSES, num_inducing=num_inducing, length_scale=length_scale,
-                                                ridge_penalty=ridge_penalty, seed=seed)
+def fit_gp(x_train: np.ndarray, y_train: np.ndarray, length_scale: float, head: dict,
+           batch_size: int) -> ub.layers.RandomFeatureGaussianProcess:
+    """A GP layer with the `head` settings (exact precision) and `length_scale`: its
+    precision over the training features, its output kernel at the ridge solution
+    P^-1 Phi^T Y."""
+    gp = ub.layers.RandomFeatureGaussianProcess(NUM_CLASSES, length_scale=length_scale, covariance_momentum=-1.0,
+                                                **head)
     gp.build(x_train.shape)
-    phi_t_y = np.zeros((num_inducing, NUM_CLASSES))
+    phi_t_y = np.zeros((head["num_inducing"], NUM_CLASSES))
     for start in range(0, len(x_train), batch_size):
         x = x_train[start:start + batch_size]
         gp(x, training=True)  # P += Phi^T Phi
@@ -98,9 +102,9 @@ def median_kernels(x: np.ndarray, labels: np.ndarray, length_scale: float) -> tu
     return tuple(float(np.median(kernel[pairs])) if pairs.any() else None for pairs in (same, different))
 
 
-def probe(x_train, y_train, x_test, y_test, x_oos, length_scale: float, **gp_kwargs) -> dict:
+def probe(x_train, y_train, x_test, y_test, x_oos, length_scale: float, head: dict, batch_size: int) -> dict:
     """One length-scale's record (see the module docstring)."""
-    gp = fit_gp(x_train, y_train, length_scale, **gp_kwargs)
+    gp = fit_gp(x_train, y_train, length_scale, head, batch_size)
     logits, variance = (np.asarray(t) for t in gp(x_test, training=False))
     oos_logits, oos_variance = (np.asarray(t) for t in gp(x_oos, training=False))
     is_oos = np.r_[np.zeros(len(x_test)), np.ones(len(x_oos))]
@@ -115,23 +119,22 @@ def probe(x_train, y_train, x_test, y_test, x_oos, length_scale: float, **gp_kwa
 def main(argv):
     del argv
     length_scales = [float(value) for value in FLAGS.length_scales]
-    if not all(value > 0 for value in length_scales) or not FLAGS.ridge_penalty > 0:
-        raise app.UsageError("--length_scales and --ridge_penalty must be > 0")
+    if not all(value > 0 for value in length_scales):
+        raise app.UsageError(f"--length_scales must all be > 0, got {FLAGS.length_scales}")
     out = pathlib.Path(FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    features = gp_input_model(FLAGS.bert_dir, FLAGS.seed)
+    features, head = sngp_parts(FLAGS.bert_dir, FLAGS.seed)
     x_train, y_train = split_features(features, FLAGS.data_dir, "train", "in_domain", FLAGS.batch_size)
     x_test, y_test = split_features(features, FLAGS.data_dir, "test", "in_domain", FLAGS.batch_size)
     x_oos, _ = split_features(features, FLAGS.data_dir, "test", "out_of_scope", FLAGS.batch_size)
     counts = {"train": len(x_train), "test_in_domain": len(x_test), "test_out_of_scope": len(x_oos)}
-    logging.info("queries: %s", counts)
+    logging.info("queries: %s; GP layer settings: %s", counts, head)
     records = []
     for length_scale in length_scales:
-        records.append(probe(x_train, y_train, x_test, y_test, x_oos, length_scale,
-                             num_inducing=FLAGS.num_inducing, ridge_penalty=FLAGS.ridge_penalty,
-                             seed=FLAGS.seed, batch_size=FLAGS.batch_size))
+        records.append(probe(x_train, y_train, x_test, y_test, x_oos, length_scale, head, FLAGS.batch_size))
         logging.info("%s", "  ".join(f"{k} {v}" if v is None else f"{k} {v:.4g}" for k, v in records[-1].items()))
-    (out / "probe.json").write_text(json.dumps({"num_queries": counts, "records": records}, indent=1) + "\n")
+    (out / "probe.json").write_text(json.dumps({"num_queries": counts, "head": head, "records": records},
+                                               indent=1) + "\n")
 
 
 if __name__ == "__main__":
