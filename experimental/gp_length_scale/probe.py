@@ -67,7 +67,7 @@ def split_features(features: keras.Model, data_dir: str, split: str, data_mode: 
                            is_training=False)
     xs, ys = [], []
     for batch in data.load(batch_size=batch_size):
-        keep = np.asarray(batch["mask"], bool) if "mask" in batch else slice(None)
+        keep = np.asarray(batch["mask"], bool)  # The last batch's padding rows are dropped.
         xs.append(np.asarray(features(batch["features"], training=False))[keep])
         ys.append(np.asarray(batch["labels"])[keep])
     return np.concatenate(xs), np.concatenate(ys)
@@ -90,10 +90,9 @@ def fit_gp(x_train: np.ndarray, y_train: np.ndarray, length_scale: float, head: 
     return gp
 
 
-def median_kernels(x: np.ndarray, labels: np.ndarray, length_scale: float) -> tuple[float | None, float | None]:
-    """Median RBF kernel exp(-|x - x'|^2 / 2 l^2) on layer-normalised features between
-    distinct queries of the same intent, and of different intents (None: no such pair)."""
-    z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+def median_kernels(z: np.ndarray, labels: np.ndarray, length_scale: float) -> tuple[float | None, float | None]:
+    """Median RBF kernel exp(-|z - z'|^2 / 2 l^2) between distinct inputs `z` (the GP's
+    normalised inputs) of the same intent, and of different intents (None: no such pair)."""
     sq = np.maximum((z ** 2).sum(1)[:, None] + (z ** 2).sum(1)[None] - 2 * z @ z.T, 0)
     kernel = np.exp(-sq / (2 * length_scale ** 2))
     same = labels[:, None] == labels[None]
@@ -108,7 +107,8 @@ def probe(x_train, y_train, x_test, y_test, x_oos, length_scale: float, head: di
     logits, variance = (np.asarray(t) for t in gp(x_test, training=False))
     oos_logits, oos_variance = (np.asarray(t) for t in gp(x_oos, training=False))
     is_oos = np.r_[np.zeros(len(x_test)), np.ones(len(x_oos))]
-    same, different = median_kernels(x_test, y_test, length_scale)
+    z_test = np.asarray(gp.input_norm(x_test)) if gp.input_norm is not None else x_test
+    same, different = median_kernels(z_test, y_test, length_scale)
     return {"length_scale": length_scale,
             "test_accuracy": float((logits.argmax(1) == y_test).mean()),
             "ood_auroc_variance": ub.metrics.auroc(np.r_[variance, oos_variance], is_oos),
