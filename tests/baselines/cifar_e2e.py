@@ -41,9 +41,9 @@ def run(script, args, data_dir, output_dir, expect_ok=True):
     return script_runs.run("cifar", script, args, data_dir, output_dir, expect_ok)
 
 
-def kill_after_first_checkpoint_then_resume(script, args, data_dir, output_dir):
-    """Runs a script, SIGKILLs it once its first checkpoint exists, reruns it to the end;
-    returns the resumed run's metrics (to compare with an uninterrupted run's)."""
-    out = script_runs.kill_after_first_checkpoint_then_rerun("cifar", script, args, data_dir, output_dir)
-    assert "resumed from" in out
+def resume_from_first_checkpoint(script, args, data_dir, finished_dir, output_dir):
+    """Reruns a copy of finished run `finished_dir` from its first checkpoint (see
+    script_runs.rerun_a_copy_from_its_first_checkpoint); returns the resumed run's metrics (to
+    compare with the uninterrupted run's)."""
+    script_runs.rerun_a_copy_from_its_first_checkpoint("cifar", script, args, data_dir, finished_dir, output_dir)
     return json.loads((output_dir / "run.json").read_text())["metrics"]

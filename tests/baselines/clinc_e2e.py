@@ -83,7 +83,8 @@ def record(run_dir: pathlib.Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
 
-def kill_after_first_checkpoint_then_resume(script, args, data_dir, output_dir):
-    """Runs a script, SIGKILLs it once its first checkpoint exists, reruns it to the end;
-    returns the resumed run's console output."""
-    return script_runs.kill_after_first_checkpoint_then_rerun("clinc_intent", script, args, data_dir, output_dir)
+def resume_from_first_checkpoint(script, args, data_dir, finished_dir, output_dir):
+    """Reruns a copy of finished run `finished_dir` from its first checkpoint (see
+    script_runs.rerun_a_copy_from_its_first_checkpoint); returns the rerun's console output."""
+    return script_runs.rerun_a_copy_from_its_first_checkpoint("clinc_intent", script, args, data_dir,
+                                                              finished_dir, output_dir)

@@ -1,7 +1,9 @@
-"""Runs baseline scripts as a user would (a subprocess per run) and kills one mid-run:
-the process plumbing of the end-to-end tests of every baseline folder."""
+"""Runs baseline scripts as a user would (a subprocess per run), kills one mid-run or
+resumes a copy of a finished one: the process plumbing of the end-to-end tests of every
+baseline folder."""
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,3 +47,23 @@ def kill_after_first_checkpoint_then_rerun(folder, script, args, data_dir, outpu
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     return run(folder, script, args, data_dir, output_dir)[1]
+
+
+def rerun_a_copy_from_its_first_checkpoint(folder, script, args, data_dir, finished_dir, output_dir):
+    """Copies finished run `finished_dir` to `output_dir` as a process killed after its last
+    evaluation and before that evaluation's checkpoint leaves it (checkpoints after the first
+    and run.json removed; metrics.jsonl and curves.jsonl keep the lines the resume must
+    drop), then reruns the script there; returns the rerun's console output.
+
+    One process instead of the two of a real kill: the tests of a method's resume state use
+    it, the kill itself is tested once on the shared lifecycle.
+    """
+    shutil.copytree(finished_dir, output_dir)
+    first, *later = sorted((output_dir / "checkpoints").glob("ckpt-*"))
+    assert later, f"{finished_dir} has a single checkpoint: nothing to resume"
+    for path in later:
+        shutil.rmtree(path)
+    (output_dir / "run.json").unlink()
+    out = run(folder, script, args, data_dir, output_dir)[1]
+    assert f"resumed from {first}" in out, out[-3000:]
+    return out

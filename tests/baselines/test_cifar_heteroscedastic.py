@@ -1,5 +1,5 @@
 """baselines/cifar/heteroscedastic.py end to end: the Monte-Carlo head's log-probabilities
-evaluated in one pass, the reloaded model, exact resume after SIGKILL (the noise's RNG
+evaluated in one pass, the reloaded model, exact resume from a checkpoint (the noise's RNG
 state included), flags refused at validation."""
 import json
 
@@ -43,8 +43,8 @@ def test_metrics_reported_and_the_reloaded_model_predicts_like_the_run(heterosce
     assert nll == pytest.approx(metrics["test/negative_log_likelihood"], rel=0.02)
 
 
-def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(heteroscedastic_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.kill_after_first_checkpoint_then_resume("heteroscedastic", COMMON, cifar_data_dir, tmp_path / "k")
+def test_resume_from_the_first_checkpoint_is_exact(heteroscedastic_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.resume_from_first_checkpoint("heteroscedastic", COMMON, cifar_data_dir, heteroscedastic_run, tmp_path / "resumed")
     ref = json.loads((heteroscedastic_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # The MC noise included: exactly equal.
 

@@ -1,5 +1,5 @@
 """baselines/cifar/rank1_bnn.py end to end: the annealed KL reported and ramping, the members
-reported with the ensemble metrics, reload, exact resume after SIGKILL, flags refused."""
+reported with the ensemble metrics, reload, exact resume from a checkpoint, flags refused."""
 import json
 
 import numpy as np
@@ -39,8 +39,8 @@ def test_annealed_kl_reported_members_reported_and_model_reloads(rank1_run):
     assert out.shape == (3, 2, 10) and not np.allclose(out[:, 0], out[:, 1])
 
 
-def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(rank1_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.kill_after_first_checkpoint_then_resume("rank1_bnn", COMMON, cifar_data_dir, tmp_path / "k")
+def test_resume_from_the_first_checkpoint_is_exact(rank1_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.resume_from_first_checkpoint("rank1_bnn", COMMON, cifar_data_dir, rank1_run, tmp_path / "resumed")
     ref = json.loads((rank1_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # Factor samples included: exactly equal.
 

@@ -1,5 +1,5 @@
 """baselines/cifar/sngp.py end to end: mean-field evaluation with the Dempster-Shafer OOD
-score, the reloaded model reproducing the run's test metrics, exact resume after SIGKILL
+score, the reloaded model reproducing the run's test metrics, exact resume from a checkpoint
 (the GP precision reset and re-accumulated per epoch), flags refused at validation."""
 import json
 
@@ -45,8 +45,8 @@ def test_reports_dempster_shafer_and_the_reloaded_model_reproduces_the_test_metr
     assert nll == pytest.approx(metrics["test/negative_log_likelihood"], rel=1e-4)
 
 
-def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(sngp_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.kill_after_first_checkpoint_then_resume("sngp", COMMON, cifar_data_dir, tmp_path / "k")
+def test_resume_from_the_first_checkpoint_is_exact(sngp_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.resume_from_first_checkpoint("sngp", COMMON, cifar_data_dir, sngp_run, tmp_path / "resumed")
     ref = json.loads((sngp_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # Precision, power iterations, dropout included.
 

@@ -1,6 +1,6 @@
 """baselines/cifar/variational_inference.py end to end: the annealed KL reported and ramping,
 sampled evaluation with the ensemble metrics and OOD kinds, L2 off the kernels, reload,
-exact resume after SIGKILL, flags refused."""
+exact resume from a checkpoint, flags refused."""
 import json
 
 import numpy as np
@@ -44,9 +44,8 @@ def test_annealed_kl_and_sampled_evaluation_reported_and_model_reloads(vi_run):
     assert not np.array_equal(np.asarray(model(x, training=False)), np.asarray(model(x, training=False)))
 
 
-def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(vi_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.kill_after_first_checkpoint_then_resume("variational_inference", COMMON, cifar_data_dir,
-                                                            tmp_path / "k")
+def test_resume_from_the_first_checkpoint_is_exact(vi_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.resume_from_first_checkpoint("variational_inference", COMMON, cifar_data_dir, vi_run, tmp_path / "resumed")
     ref = json.loads((vi_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # Weight samples included: exactly equal.
 

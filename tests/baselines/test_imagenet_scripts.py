@@ -1,7 +1,7 @@
 """The ImageNet baselines end to end on a prepared 4-class miniature ImageNet at 32 px, in
 one file so the data is prepared once: deterministic.py's outputs and flat metric names
 (clean, ImageNet-C with its mCE from the AlexNet errors, ImageNet-A and -V2), run.json,
-exact resume after a SIGKILL and bad flags refused before anything is written; one epoch of
+exact resume from a checkpoint and bad flags refused before anything is written; one epoch of
 each method script (dropout, batchensemble, sngp) recording its ResNet-50 method model and
 its metrics; ensemble.py training its missing member beside deterministic.py's run."""
 import json
@@ -64,10 +64,9 @@ def test_outputs_run_record_and_flat_metric_names(reference_run):
     assert "test/accuracy_mean_corrupted" in out  # The results table.
 
 
-def test_sigkill_after_the_first_checkpoint_then_resume_is_exact(reference_run, data_dir, tmp_path):
-    out = script_runs.kill_after_first_checkpoint_then_rerun("imagenet", "deterministic", COMMON, data_dir,
-                                                             tmp_path / "run")
-    assert "resumed from" in out
+def test_resume_from_the_first_checkpoint_is_exact(reference_run, data_dir, tmp_path):
+    script_runs.rerun_a_copy_from_its_first_checkpoint("imagenet", "deterministic", COMMON, data_dir,
+                                                       reference_run[0], tmp_path / "run")
     resumed = json.loads((tmp_path / "run" / "run.json").read_text())["metrics"]
     reference = json.loads((reference_run[0] / "run.json").read_text())["metrics"]
     assert script_runs.without_timing(resumed) == script_runs.without_timing(reference)
