@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import clinc_e2e
+import script_runs
 from clinc_e2e import NUM_COMBINED, NUM_OOS_TEST, NUM_TEST, NUM_TRAIN, deterministic_args, without_timing
 from uncertainty_baselines.runs import checkpoint, summaries
 
@@ -72,8 +73,8 @@ def test_reloaded_model_reproduces_the_combined_set_metrics(clinc_reference_run,
 def test_sigkill_then_restart_gives_the_same_metrics(clinc_reference_run, clinc_data_dir, clinc_bert_dir, tmp_path):
     ref_dir, _ = clinc_reference_run
     out_dir = tmp_path / "killed"
-    out = clinc_e2e.kill_after_first_checkpoint_then_resume(
-        "deterministic", deterministic_args(clinc_bert_dir), clinc_data_dir, out_dir)
+    out = script_runs.kill_after_first_checkpoint_then_rerun(
+        "clinc_intent", "deterministic", deterministic_args(clinc_bert_dir), clinc_data_dir, out_dir)
     assert "resumed from" in out
     ref, got = clinc_e2e.record(ref_dir), clinc_e2e.record(out_dir)
     assert without_timing(got["metrics"]) == without_timing(ref["metrics"])  # Exactly equal.
