@@ -256,8 +256,9 @@ def weights_fingerprint(model: Any) -> str:
 
 def load_eval_data(config: Any, *, with_corrupted: bool) -> Any:
     """The run's evaluation sets as its baseline loads them (experiment.ImageData): an image
-    run's test, --ood_dataset and corrupted sets; a text run's in-domain test set and
-    combined test set (OOD set `combined`, out-of-scope positive), no corrupted sets."""
+    run's test, --ood_dataset (their OOD examples) and corrupted sets; a text run's
+    in-domain test set and out-of-scope test set (OOD set `combined`, out-of-scope
+    positive), no corrupted sets."""
     from uncertainty_baselines.training import experiment, text
     if is_text(config.dataset):
         return text.load_text_data(config, None, config.batch_size)
@@ -272,6 +273,7 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
     import tensorflow as tf
 
     from uncertainty_baselines import models as ub_models
+    from uncertainty_baselines.training import evaluation
     run_flags = dict(record["flags"])
     config = types.SimpleNamespace(**{**run_flags, "data_dir": data_dir, "download_data": False,
                                       "eval_batch_size": batch_size})
@@ -311,6 +313,8 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
             ds, limit = sources[name]
             start = time.perf_counter()
             sets[name] = extract(forward, ds, limit, digests=name in ("heldout", "fit", "test"))
+            if name.startswith("ood_"):  # Its OOD examples only: the test set's come first.
+                sets[name] = evaluation.with_in_distribution(sets["test"], sets[name], name)
             timing[name] = time.perf_counter() - start
             n = len(sets[name]["id"])
             logging.info("%s: %d examples in %.1f s (%.0f/s)", name, n, timing[name], n / timing[name])

@@ -40,6 +40,18 @@ def test_svhn_as_ood_for_cifar10_uses_cifar_preprocessing(image_sets):
                                    (raw / 255 - CIFAR10_MEAN) / CIFAR10_STD, atol=1e-5)
 
 
+def test_the_ood_examples_alone_are_the_full_sets_tail_with_their_own_ids(image_sets):
+    full = load_all(ood.get_ood("cifar10", "svhn_cropped"), batch_size=8)
+    alone = ood.get_ood("cifar10", "svhn_cropped", include_in_distribution=False)
+    assert alone.num_examples == 3
+    out = load_all(alone, batch_size=2)
+    real = out["mask"] == 1
+    np.testing.assert_array_equal(out["id"][real], np.arange(3))
+    np.testing.assert_array_equal(out["is_in_distribution"][real], [0, 0, 0])
+    np.testing.assert_array_equal(out["features"][real], full["features"][5:8])
+    np.testing.assert_array_equal(out["labels"][real], [ood.OOD_LABEL] * 3)
+
+
 def test_cifar10_as_ood_for_fashion_mnist_is_converted_to_grayscale_28x28(image_sets):
     out = load_all(ood.get_ood("fashion_mnist", "cifar10"), batch_size=7)
     assert out["features"].shape == (7, 28, 28, 1)

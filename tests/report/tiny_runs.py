@@ -17,7 +17,8 @@ CORRUPTIONS = ("gaussian_noise", "contrast")
 
 def predictions(n, seed, sharpness, ood=0):
     """loop.predict-style outputs: logits/probs [n, K], labels, ids; the last `ood` rows are
-    OOD (label -1, is_in_distribution 0) and predicted with less confidence."""
+    OOD (label -1, is_in_distribution 0) and predicted with less confidence (`ood` = n: an
+    OOD set's OOD examples, as evaluation.evaluate takes them)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, NUM_CLASSES, n)
     logits = rng.normal(size=(n, NUM_CLASSES))
@@ -47,7 +48,7 @@ def write_run(path, *, dataset="fashion_mnist", seed=0, epochs=3, ood=True, seve
     flat = {}
     for epoch in range(1, epochs + 1):
         sharp = 0.8 + 0.7 * epoch + 0.2 * seed
-        sets = {"test": predictions(300, seed, sharp), "mnist": predictions(500, seed + 1, sharp, ood=200),
+        sets = {"test": predictions(300, seed, sharp), "mnist": predictions(200, seed + 1, sharp, ood=200),
                 "shifted": predictions(200, seed + 2, sharp / 2)}
         corrupted = {(kind, s): (kind, s) for kind in CORRUPTIONS for s in severities} if epoch == epochs else {}
         for kind, s in corrupted:

@@ -84,9 +84,14 @@ def test_tampered_missing_or_pickled_files_are_refused(tmp_path):
 def test_evaluate_hands_every_checked_set_to_on_predictions():
     from uncertainty_baselines.training import evaluation
     sets = {"test": outputs(6), "ood": outputs(8, ood=True, seed=1), ("c", 1): outputs(6, seed=2)}
+    sets["ood"] = {**{k: v[4:] for k, v in sets["ood"].items()}, "id": np.arange(4)}  # Its OOD examples only.
     seen = []
     flat, _ = evaluation.evaluate(lambda name: sets[name], num_classes=3, test="test", ood={"far": "ood"},
                                   corrupted={("c", 1): ("c", 1)},
                                   on_predictions=lambda kind, key, out: seen.append((kind, key, out)))
     assert [(kind, key) for kind, key, _ in seen] == [("test", None), ("ood", "far"), ("corrupted", ("c", 1))]
-    assert seen[1][2] is sets["ood"] and "ood/far_auroc" in flat
+    assert seen[0][2] is sets["test"] and "ood/far_auroc" in flat
+    combined = seen[1][2]  # The test set's predictions, then the OOD examples' (ids after them).
+    np.testing.assert_array_equal(combined["id"], np.arange(10))
+    np.testing.assert_array_equal(combined["is_in_distribution"], np.r_[np.ones(6), np.zeros(4)])
+    np.testing.assert_array_equal(combined["logits"], np.concatenate([sets["test"]["logits"], sets["ood"]["logits"]]))

@@ -10,7 +10,8 @@ N_TRAIN, N_TEST, BATCH, CLASSES = 48, 21, 8, 3
 
 
 def eval_set(seed, n=N_TEST, ood=False):
-    """A padded-and-masked evaluation set; `ood` adds `is_in_distribution` (first half in)."""
+    """A padded-and-masked evaluation set; `ood`: an OOD set's OOD examples (inputs far from
+    the training ones, label -1, `is_in_distribution` 0), as evaluation.evaluate takes them."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 5)).astype(np.float32)
     y = rng.integers(0, CLASSES, n).astype(np.int32)
@@ -21,9 +22,9 @@ def eval_set(seed, n=N_TEST, ood=False):
         "id": np.concatenate([np.arange(n), -np.ones(pad, np.int64)]),
         "mask": np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])}
     if ood:
-        x[n // 2:] *= 4.0  # Out-of-distribution half: far from the training inputs.
-        columns["features"][:n] = x
-        columns["is_in_distribution"] = (np.arange(n + pad) < n // 2).astype(np.int32)
+        columns["features"][:n] = 4.0 * x
+        columns["labels"][:n] = -1
+        columns["is_in_distribution"] = np.zeros(n + pad, np.int32)
     return tf.data.Dataset.from_tensor_slices(columns).batch(BATCH)
 
 

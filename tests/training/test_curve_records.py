@@ -11,7 +11,8 @@ from uncertainty_baselines.training import evaluation
 
 def synthetic_outputs(n, k, seed, ood=0, members=0):
     """Predictions as loop.predict returns them: probs/logits (with a member axis when
-    members > 0), labels, ids; an OOD set's last `ood` rows are OOD (label -1)."""
+    members > 0), labels, ids; the last `ood` rows are OOD (label -1; `ood` = n: an OOD
+    set's OOD examples, as evaluation.evaluate takes them)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, k, n)
     shape = (n, members, k) if members else (n, k)
@@ -32,7 +33,7 @@ def synthetic_outputs(n, k, seed, ood=0, members=0):
 
 def evaluate_with_curves(members=0, kinds=("msp",)):
     sets = {"test": synthetic_outputs(500, 4, 0, members=members),
-            "mnist": synthetic_outputs(700, 4, 1, ood=300, members=members),
+            "mnist": synthetic_outputs(300, 4, 1, ood=300, members=members),
             ("contrast", 1): synthetic_outputs(500, 4, 2, members=members),
             ("contrast", 3): synthetic_outputs(500, 4, 3, members=members)}
     recorder = evaluation.CurveRecorder(4, kinds)
@@ -60,7 +61,7 @@ def test_recorded_curves_agree_with_the_reported_metrics():
     assert ece_from_bins(rec["reliability"]["test/contrast_3"]) == pytest.approx(flat["test/ece_contrast_3"], abs=1e-5)
     assert set(rec["roc"]) == {"mnist", "mnist_entropy", "mnist_mutual_information"}
     for key, roc in rec["roc"].items():
-        assert (roc["num_in"], roc["num_ood"]) == (400, 300)
+        assert (roc["num_in"], roc["num_ood"]) == (500, 300)  # The test set's 500, then the OOD 300.
         assert roc["fpr"][0] == roc["tpr"][0] == 0 and roc["fpr"][-1] == roc["tpr"][-1] == 1
         assert len(roc["fpr"]) <= curves.ROC_POINTS
         # Thinned to <= 201 vertices of the exact curve: its area is the AUROC within 1/200.
@@ -70,12 +71,13 @@ def test_recorded_curves_agree_with_the_reported_metrics():
 
 
 def test_an_ood_set_with_classes_gets_its_reliability():
-    combined = synthetic_outputs(300, 5, 4)
-    combined["is_in_distribution"] = (combined["labels"] != 4).astype(int)  # class 4 = out of scope
+    out_of_scope = synthetic_outputs(200, 5, 4)
+    out_of_scope["labels"][:] = 4  # class 4 = out of scope
+    out_of_scope["is_in_distribution"] = np.zeros(200, int)
     recorder = evaluation.CurveRecorder(5)
-    evaluation.evaluate(lambda ds: combined if ds == "ood" else synthetic_outputs(100, 5, 5), num_classes=5,
+    evaluation.evaluate(lambda ds: out_of_scope if ds == "ood" else synthetic_outputs(100, 5, 5), num_classes=5,
                         test="test", ood={"combined": "ood"}, on_predictions=recorder)
-    assert sum(recorder.curves["reliability"]["ood/combined"]["count"]) == 300
+    assert sum(recorder.curves["reliability"]["ood/combined"]["count"]) == 300  # 100 in-scope + 200
     assert "combined" in recorder.curves["roc"]
 
 

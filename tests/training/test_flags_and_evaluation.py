@@ -79,10 +79,11 @@ def test_evaluate_flat_keys_and_every_example_once():
     probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4]], np.float32)
 
     def predict(ds):
-        return {"probs": probs, "labels": np.array([0, 1, 1]), "id": np.arange(3),
-                "is_in_distribution": np.array([1, 1, 0])}
+        if ds == "x":  # The OOD set's OOD examples.
+            return {"probs": probs[2:], "labels": np.array([-1]), "id": np.arange(1), "is_in_distribution": np.array([0])}
+        return {"probs": probs, "labels": np.array([0, 1, 1]), "id": np.arange(3)}
 
-    flat, clean = evaluation.evaluate(predict, num_classes=2, test=None, ood={"x": None},
+    flat, clean = evaluation.evaluate(predict, num_classes=2, test=None, ood={"x": "x"},
                                       corrupted={("blur", 1): None, ("blur", 2): None})
     assert flat["test/accuracy"] == pytest.approx(2 / 3)
     assert flat["test/negative_log_likelihood"] == pytest.approx(-np.log([0.7, 0.8, 0.4]).mean(), rel=1e-6)
@@ -99,8 +100,8 @@ def test_an_ood_set_whose_examples_all_have_classes_is_classified_too(labels, cl
     def predict(ds):
         if ds == "test":
             return {"probs": probs[:2], "labels": np.array(labels[:2]), "id": np.arange(2)}
-        return {"probs": probs, "labels": np.array(labels), "id": np.arange(3),
-                "is_in_distribution": np.array([1, 1, 0])}
+        return {"probs": probs[2:], "labels": np.array(labels[2:]), "id": np.arange(1),  # Its OOD examples.
+                "is_in_distribution": np.array([0])}
 
     flat, _ = evaluation.evaluate(predict, num_classes=3, test="test", ood={"combined": "ood"},
                                   ood_score_kinds=("entropy",))
@@ -109,6 +110,17 @@ def test_an_ood_set_whose_examples_all_have_classes_is_classified_too(labels, cl
     if classified:
         assert flat["ood/combined_accuracy"] == 1.0
         assert flat["ood/combined_negative_log_likelihood"] == pytest.approx(-np.log([0.7, 0.7, 0.4]).mean())
+
+
+def test_an_ood_set_must_hold_only_its_ood_examples():
+    """Its in-distribution half is the test set's predictions: in-distribution rows in the
+    OOD set would be counted twice, so they are refused."""
+    clean = {"probs": np.full((2, 2), 0.5, np.float32), "labels": np.array([0, 1]), "id": np.arange(2)}
+    whole = {**clean, "is_in_distribution": np.array([1, 0])}
+    with pytest.raises(ValueError, match="the OOD set svhn holds in-distribution examples"):
+        evaluation.evaluate(lambda ds: whole if ds == "ood" else clean, num_classes=2, test="test", ood={"svhn": "ood"})
+    with pytest.raises(ValueError, match=r"the OOD set svhn has arrays \['extra'\] the test set lacks"):
+        evaluation.with_in_distribution(clean, {**clean, "extra": np.zeros(2)}, "svhn")
 
 
 def fingerprint_of(x, order):

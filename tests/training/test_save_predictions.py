@@ -29,8 +29,10 @@ def test_final_evaluation_writes_every_set_consistent_with_the_metrics(tmp_path)
     # The saved logits are the model's on the test inputs (the synthetic set of seed 1).
     inputs = np.concatenate([b["features"][b["mask"] > 0] for b in _batches(1)])
     np.testing.assert_allclose(test["logits"], model(inputs, training=False), rtol=1e-5, atol=1e-5)
-    ood = got["ood_far"].arrays
+    ood = got["ood_far"].arrays  # The test set's predictions, then the OOD examples'.
     assert set(ood) == {"logits", "id", "labels", "is_in_distribution"}
+    np.testing.assert_array_equal(ood["logits"][:N_TEST], test["logits"])
+    np.testing.assert_array_equal(ood["id"], np.arange(2 * N_TEST))
     auroc = ub_metrics.auroc(1 - special.softmax(ood["logits"], axis=1).max(1), ood["is_in_distribution"] == 0)
     assert auroc == pytest.approx(record["ood/far_auroc"], abs=1e-6)
     noise = got["corrupted_noise_2"]

@@ -9,7 +9,9 @@ must have the in-distribution input shape.
 
 Elements carry ``is_in_distribution`` (int32: 1 in-distribution, 0 OOD; 0 on padding,
 where mask is 0 too). OOD examples have label ``OOD_LABEL`` (-1, no class). Ids number the
-in-distribution examples first (0..N_in-1), then the OOD ones (N_in..N_in+N_ood-1).
+in-distribution examples first (0..N_in-1), then the OOD ones (N_in..N_in+N_ood-1). With
+``include_in_distribution=False`` a set holds only its OOD examples (ids 0..N_ood-1): the
+training loop's evaluation, which has predicted the clean test set already, loads that.
 """
 from __future__ import annotations
 
@@ -28,9 +30,10 @@ OOD_LABEL = -1
 class OodDataset(BaseDataset):
     """The evaluation split ``in_distribution`` + ``out_of_distribution`` (see the module doc)."""
 
-    def __init__(self, in_distribution: ImageDataset, out_of_distribution: BaseDataset,
-                 **kwargs: Any):
-        """kwargs: BaseDataset evaluation arguments (mask_and_pad, drop_remainder, cache).
+    def __init__(self, in_distribution: ImageDataset, out_of_distribution: BaseDataset, *,
+                 include_in_distribution: bool = True, **kwargs: Any):
+        """`include_in_distribution=False`: the OOD examples alone (see the module doc).
+        kwargs: BaseDataset evaluation arguments (mask_and_pad, drop_remainder, cache).
 
         Raises:
           ValueError: either dataset is a training split, or the in-distribution set is not
@@ -46,19 +49,20 @@ class OodDataset(BaseDataset):
                                  f"split (is_training=False), got split {dataset.split!r}")
         self.in_distribution = in_distribution
         self.out_of_distribution = out_of_distribution
+        self.include_in_distribution = include_in_distribution
         super().__init__(name=f"{in_distribution.name}_vs_{out_of_distribution.name}",
                          num_classes=in_distribution.num_classes, split="test",
                          raw_splits=("test",), is_training=False, **kwargs)
 
     def _split_sizes(self) -> Mapping[str, int]:
-        return {"test": self.in_distribution.num_examples
-                + self.out_of_distribution.num_examples}
+        num_in = self.in_distribution.num_examples if self.include_in_distribution else 0
+        return {"test": num_in + self.out_of_distribution.num_examples}
 
     def _read(self, split: str, start: int, stop: int) -> tf.data.Dataset:
-        examples = _raw(self.in_distribution).map(
-            self._in_distribution_example, num_parallel_calls=tf.data.AUTOTUNE)
-        examples = examples.concatenate(_raw(self.out_of_distribution).map(
-            self._ood_example, num_parallel_calls=tf.data.AUTOTUNE))
+        examples = _raw(self.out_of_distribution).map(self._ood_example, num_parallel_calls=tf.data.AUTOTUNE)
+        if self.include_in_distribution:
+            examples = _raw(self.in_distribution).map(
+                self._in_distribution_example, num_parallel_calls=tf.data.AUTOTUNE).concatenate(examples)
         return examples.skip(start).take(stop - start)
 
     def _in_distribution_example(self, example: Example) -> Example:

@@ -58,7 +58,7 @@ class ImageData:
     num_classes: int
     input_shape: tuple[int, ...]
     test: Any
-    ood: dict[str, Any]
+    ood: dict[str, Any]  # The OOD examples of each OOD set (scored after the test set: evaluation.evaluate).
     corrupted: dict[tuple[str, int], Any]
     shifted: dict[str, Any] = dataclasses.field(default_factory=dict)  # Other test sets of the same classes.
     # Metrics computed from an evaluation's flat metrics and added to them (ImageNet-C's mCE).
@@ -102,8 +102,8 @@ def load_image_data(values: Any, strategy: tf.distribute.Strategy, *, with_corru
     eval_batch = values.eval_batch_size or values.batch_size
     ood = {}
     if values.eval_on_ood:
-        ood = {name: ub_ood.get_ood(values.dataset, name, data_dir=values.data_dir).load(
-            batch_size=eval_batch, strategy=strategy) for name in values.ood_dataset}
+        ood = {name: ub_ood.get_ood(values.dataset, name, data_dir=values.data_dir, include_in_distribution=False
+                                    ).load(batch_size=eval_batch, strategy=strategy) for name in values.ood_dataset}
     corrupted = {}
     if with_corrupted:
         for kind, severity in corruption_grid(values.corruption_types, values.severities):

@@ -90,21 +90,22 @@ def bert_kwargs(config: Any, data: experiment.ImageData) -> dict[str, Any]:
 
 def load_text_data(config: Any, strategy: tf.distribute.Strategy, train_batch_size: int) -> experiment.ImageData:
     """The datasets of a text run, loaded for `strategy`: the in-domain training split
-    (or its first --train_examples), the in-domain test split, and the combined test split
-    as the OOD set `combined`. The prepared data must be tokenised with --bert_dir's
+    (or its first --train_examples), the in-domain test split, and the out-of-scope test
+    split as the OOD set `combined` (scored after the in-domain test predictions: the
+    combined test set). The prepared data must be tokenised with --bert_dir's
     vocabulary (checked by hash). Examples were tokenised once when the data was prepared
     and are kept in memory after the first pass."""
     on_disk = {"data_dir": config.data_dir, "vocab_file": bert_dir(config) / bert.VOCAB_FILE, "cache": True}
     train = experiment.train_subset(config.dataset, config.train_examples, seed=config.seed, **on_disk)
     test = ub_datasets.get(config.dataset, "test", **on_disk)
-    combined = ub_datasets.get(config.dataset, "test", data_mode="all", **on_disk)
+    out_of_scope = ub_datasets.get(config.dataset, "test", data_mode="out_of_scope", **on_disk)
     eval_batch = config.eval_batch_size or config.batch_size
     return experiment.ImageData(
         train=train.load(batch_size=train_batch_size, strategy=strategy),
         steps_per_epoch=train.num_examples // train_batch_size, num_train_examples=train.num_examples,
         num_classes=test.num_classes, input_shape=(MAX_SEQ_LENGTH,),
         test=test.load(batch_size=eval_batch, strategy=strategy),
-        ood={COMBINED: combined.load(batch_size=eval_batch, strategy=strategy)}, corrupted={})
+        ood={COMBINED: out_of_scope.load(batch_size=eval_batch, strategy=strategy)}, corrupted={})
 
 
 def text_optimizer(config: Any, steps_per_epoch: int, global_batch_size: int) -> keras.optimizers.Optimizer:
