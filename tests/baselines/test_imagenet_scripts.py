@@ -73,10 +73,11 @@ def test_resume_from_the_first_checkpoint_is_exact(reference_run, data_dir, tmp_
 
 
 def test_bad_flags_refused_before_anything_is_written(data_dir, tmp_path):
-    code, out = script_runs.run("imagenet", "deterministic", [*COMMON, "--image_size=8", "--dataset=cifar10"],
-                                data_dir, tmp_path / "bad", expect_ok=False)
+    code, out = script_runs.run("imagenet", "deterministic", [*COMMON, "--image_size=8", "--dataset=cifar10",
+                                                              "--eval_on_ood"], data_dir, tmp_path / "bad", expect_ok=False)
     assert code != 0
     assert "--image_size must be >= 32, got 8" in out and "--dataset must be imagenet2012" in out
+    assert "--eval_on_ood: the ImageNet baselines have no OOD set" in out
     assert not (tmp_path / "bad").exists()
 
 

@@ -211,7 +211,7 @@ def with_in_distribution(clean: Mapping[str, np.ndarray], ood: Mapping[str, np.n
     """
     if np.any(ood.get("is_in_distribution", 0) != 0):
         raise ValueError(f"the OOD set {name} holds in-distribution examples: load only its OOD "
-                         "examples (ub.datasets.get_ood(..., include_in_distribution=False))")
+                         "examples (ub.datasets.ood.get_ood(..., include_in_distribution=False))")
     keys = set(ood) - {"is_in_distribution"}
     if keys - set(clean):
         raise ValueError(f"the OOD set {name} has arrays {sorted(keys - set(clean))} the test set lacks")

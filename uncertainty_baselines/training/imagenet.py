@@ -39,13 +39,17 @@ def define_imagenet_flags(**overrides: Any) -> None:
 
 
 def resnet50_errors(config: Any) -> list[str]:
-    """Messages for an invalid --image_size or a --dataset without one (empty when valid)."""
+    """Messages for an invalid --image_size, --shifted_datasets or --dataset, or --eval_on_ood
+    (empty when valid)."""
     errors = [] if config.image_size >= 32 else [f"--image_size must be >= 32, got {config.image_size}"]
     unknown = [n for n in config.shifted_datasets if n not in SHIFTED_DATASETS]
     if unknown:
         errors.append(f"--shifted_datasets: unknown {unknown}; valid: {list(SHIFTED_DATASETS)}")
     if config.dataset != "imagenet2012":
         errors.append(f"--dataset must be imagenet2012 (a prepared class subset works too), got {config.dataset}")
+    if config.eval_on_ood:
+        errors.append("--eval_on_ood: the ImageNet baselines have no OOD set; their shifted sets are "
+                      "--shifted_datasets and ImageNet-C")
     return errors
 
 
