@@ -313,11 +313,11 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
             ds, limit = sources[name]
             start = time.perf_counter()
             sets[name] = extract(forward, ds, limit, digests=name in ("heldout", "fit", "test"))
-            if name.startswith("ood_"):  # Its OOD examples only: the test set's come first.
-                sets[name] = evaluation.with_in_distribution(sets["test"], sets[name], name)
             timing[name] = time.perf_counter() - start
             n = len(sets[name]["id"])
             logging.info("%s: %d examples in %.1f s (%.0f/s)", name, n, timing[name], n / timing[name])
+            if name.startswith("ood_"):  # Its OOD examples only: the test set's come first.
+                sets[name] = evaluation.with_in_distribution(sets["test"], sets[name], name)
             writer.add_set(name, sets[name], kind=name.split("_")[0])
         gap = np.abs(sets["test"]["features"].astype(np.float64) @ kernel + bias - sets["test"]["logits"]).max()
         if gap > 1e-3 * max(1.0, np.abs(sets["test"]["logits"]).max()):
