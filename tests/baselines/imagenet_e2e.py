@@ -1,7 +1,7 @@
 """A miniature ImageNet in the released layouts (4 classes of noisy coloured JPEGs of varied
 sizes: train/<wnid>/, val/<wnid>/ and ImageNet-C's <corruption>/<severity>/<wnid>/ at
-224x224), prepared with the prepare command as a class subset: the data of the ImageNet
-baselines' end-to-end tests."""
+224x224), prepared as a class subset by the prepare command's function, in-process: the
+data of the ImageNet baselines' end-to-end tests."""
 import io
 import pathlib
 
