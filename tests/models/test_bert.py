@@ -136,6 +136,31 @@ def test_every_trainable_variable_gets_a_gradient(tiny_bert_dir):
     assert [v.path for v, g in zip(model.trainable_variables, grads) if g is None] == []
 
 
+@pytest.mark.parametrize("equation, bias_axes, split", [
+    ("abc,cde->abde", "de", (1, 2)), ("abcd,cde->abe", "e", (2, 1)), ("abc,cd->abd", None, (1, 1)),
+    ("abc,cde->abde", "d", None), ("abc,dce->abde", None, None), ("abcd,aecd->acbe", None, None)])
+def test_matmul_split_accepts_only_one_matrix_product(equation, bias_axes, split):
+    assert bert.matmul_split(equation, bias_axes) == split
+
+
+def test_matmul_projections_equal_keras_einsum_in_value_and_gradient(tiny_bert_dir):
+    """Every attention projection is a MatmulEinsumDense, and each computes what Keras'
+    EinsumDense computes, with the same kernel gradient."""
+    model = ub.models.get("bert_classifier", bert_dir=str(tiny_bert_dir), num_classes=3)
+    attention = model.get_layer("bert_encoder").get_layer("transformer_layer_0")._self_attention_layer
+    rng = np.random.default_rng(0)
+    for name, width in (("_query_dense", 32), ("_output_dense", None)):
+        layer = getattr(attention, name)
+        assert type(layer) is bert.MatmulEinsumDense
+        x = tf.constant(rng.normal(size=(2, 5, 32) if width else (2, 5, 4, 8)), tf.float32)
+        with tf.GradientTape(persistent=True) as tape:
+            ours = layer(x)
+            theirs = keras.layers.EinsumDense.call(layer, x)
+            losses = tf.reduce_sum(ours ** 2), tf.reduce_sum(theirs ** 2)
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+        np.testing.assert_allclose(*(tape.gradient(loss, layer.kernel) for loss in losses), rtol=1e-4, atol=1e-5)
+
+
 def test_dataset_tokeniser_equals_the_folders_hf_tokeniser(no_network):
     """clinc_intent's preparation tokeniser gives the ids of the folder's own tokenizer:
     an empty query is [CLS] [SEP], a long one is truncated to 32 ending in [SEP]."""

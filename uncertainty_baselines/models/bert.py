@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import math
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -177,6 +178,55 @@ def use_exact_gelu(backbone: keras_hub.models.BertBackbone) -> None:
         layer.activation = dense.activation = gelu
 
 
+def matmul_split(equation: str, bias_axes: str | None) -> tuple[int, int] | None:
+    """For an EinsumDense that is one matrix product, equation "<batch><summed>,<summed>
+    <new>-><batch><new>" (e.g. "abc,cde->abde", "abcd,cde->abe") with a bias, if any, on
+    the new axes: the number of summed and new axes; None for any other."""
+    inputs, output = equation.replace(" ", "").split("->")
+    x, kernel = inputs.split(",")
+    summed = "".join(axis for axis in x if axis in kernel and axis not in output)
+    batch, new = x[:len(x) - len(summed)], kernel[len(summed):]
+    if (not summed or x != batch + summed or kernel != summed + new or output != batch + new
+            or bias_axes not in (None, new)):
+        return None
+    return len(summed), len(new)
+
+
+class MatmulEinsumDense(keras.layers.EinsumDense):
+    """EinsumDense computed as one 2-D matrix product of the flattened inputs and kernel:
+    the class `use_matmul_projections` gives the attention projections (variables
+    unchanged). Keras' TF einsum multiplies a [B, L, D] input by the kernel as a batch
+    matmul, whose kernel gradient sums B per-example products: a third of the step."""
+
+    def call(self, inputs, training=None):
+        summed, _ = matmul_split(self.equation, self.bias_axes)
+        kernel = self.kernel
+        batch_shape = keras.ops.shape(inputs)[:len(inputs.shape) - summed]
+        rows = keras.ops.reshape(inputs, (-1, math.prod(kernel.shape[:summed])))
+        x = keras.ops.matmul(rows, keras.ops.reshape(kernel, (rows.shape[1], -1)))
+        x = keras.ops.reshape(x, (*batch_shape, *kernel.shape[summed:]))
+        if self.bias is not None:
+            x = keras.ops.add(x, self.bias)
+        return self.activation(x) if self.activation is not None else x
+
+
+ATTENTION_PROJECTIONS = ("_query_dense", "_key_dense", "_value_dense", "_output_dense")
+
+
+def use_matmul_projections(backbone: keras_hub.models.BertBackbone) -> None:
+    """Computes the query, key, value and output projections of every transformer layer
+    as 2-D matrix products (MatmulEinsumDense): the same function, faster to train."""
+    for i in range(backbone.num_layers):
+        attention = backbone.get_layer(f"transformer_layer_{i}")._self_attention_layer
+        for name in ATTENTION_PROJECTIONS:
+            projection = getattr(attention, name, None)
+            if (type(projection) is not keras.layers.EinsumDense
+                    or matmul_split(projection.equation, projection.bias_axes) is None):
+                raise RuntimeError(f"keras-hub {keras_hub.__version__}: MultiHeadAttention has no "
+                                   f"matrix-product EinsumDense {name}")
+            projection.__class__ = MatmulEinsumDense
+
+
 def bert_encoder(bert_dir: str | os.PathLike | None = None, dropout_rate: float | None = None
                  ) -> tuple[keras_hub.models.BertBackbone, dict]:
     """KerasHub's BertBackbone with the pretrained weights of the local folder `bert_dir`
@@ -190,6 +240,7 @@ def bert_encoder(bert_dir: str | os.PathLike | None = None, dropout_rate: float 
     backbone = keras_hub.models.BertBackbone.from_preset(
         str(bert_dir), num_segments=config["type_vocab_size"], dropout=dropout_rate)
     use_exact_gelu(backbone)
+    use_matmul_projections(backbone)
     return backbone, config
 
 
