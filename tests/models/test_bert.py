@@ -149,10 +149,10 @@ def test_matmul_projections_equal_keras_einsum_in_value_and_gradient(tiny_bert_d
     model = ub.models.get("bert_classifier", bert_dir=str(tiny_bert_dir), num_classes=3)
     attention = model.get_layer("bert_encoder").get_layer("transformer_layer_0")._self_attention_layer
     rng = np.random.default_rng(0)
-    for name, width in (("_query_dense", 32), ("_output_dense", None)):
+    for name, shape in (("_query_dense", (2, 5, 32)), ("_output_dense", (2, 5, 4, 8))):
         layer = getattr(attention, name)
         assert type(layer) is bert.MatmulEinsumDense
-        x = tf.constant(rng.normal(size=(2, 5, 32) if width else (2, 5, 4, 8)), tf.float32)
+        x = tf.constant(rng.normal(size=shape), tf.float32)
         with tf.GradientTape(persistent=True) as tape:
             ours = layer(x)
             theirs = keras.layers.EinsumDense.call(layer, x)

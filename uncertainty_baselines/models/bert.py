@@ -196,7 +196,7 @@ class MatmulEinsumDense(keras.layers.EinsumDense):
     """EinsumDense computed as one 2-D matrix product of the flattened inputs and kernel:
     the class `use_matmul_projections` gives the attention projections (variables
     unchanged). Keras' TF einsum multiplies a [B, L, D] input by the kernel as a batch
-    matmul, whose kernel gradient sums B per-example products: a third of the step."""
+    matmul, whose kernel gradient sums B per-example products: a quarter of the step."""
 
     def call(self, inputs, training=None):
         summed, _ = matmul_split(self.equation, self.bias_axes)
