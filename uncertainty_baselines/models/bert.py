@@ -11,7 +11,8 @@ naming the tensors).
 
 KerasHub's `BertBackbone` always uses the tanh approximation of GELU, while BERT configs
 say "gelu", the exact erf form (MiniLM's outputs move by 6e-3), so the loaded encoder's
-feed-forward activations are set to the exact GELU.
+feed-forward activations are set to the exact GELU; and its attention projections are
+computed as 2-D matmuls (the same function; Keras' TF einsum trains them slowly).
 
 The classifier maps `input_ids`, `input_mask`, `segment_ids` (int32 [B, L], the
 `clinc_intent` elements) to logits: [CLS] vector -> pooler -> dropout -> head. With
