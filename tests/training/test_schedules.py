@@ -87,3 +87,70 @@ def test_adamw_decays_kernels_and_embeddings_not_layer_norms_or_biases():
     decayed = {v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)}
     assert decayed == {"embed/embeddings", "dense/kernel"}
     assert optimizer.epsilon == 1e-6 and optimizer.global_clipnorm is None
+
+
+
+def small_model(keras, sparse: bool):
+    """Dense(2) over the token embeddings' sum (`sparse`: the embedding gets a sparse
+    gradient) or over 3 float inputs; weights drawn from a fixed seed."""
+    inputs = keras.Input((3,), dtype="int32" if sparse else "float32")
+    x = keras.ops.sum(keras.layers.Embedding(5, 4, name="embed")(inputs), axis=1) if sparse else inputs
+    model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(x))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+def adam_steps(optimizer, model, inputs, steps=3):
+    """`steps` updates of `optimizer` on a squared-output loss; the weights after each."""
+    import tensorflow as tf
+    optimizer.build(model.trainable_variables)
+    weights = []
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(inputs) ** 2)
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        weights.append([np.asarray(v) for v in model.trainable_variables])
+    return weights
+
+
+ADAMW = dict(learning_rate=0.1, weight_decay=0.01, epsilon=1e-6)
+
+
+def test_fused_adamw_is_keras_adamw_on_dense_gradients():
+    import keras
+    x = np.random.default_rng(1).normal(size=(4, 3)).astype("float32")
+    fused = adam_steps(schedules.FusedAdamW(**ADAMW), small_model(keras, sparse=False), x)
+    plain = adam_steps(keras.optimizers.AdamW(**ADAMW), small_model(keras, sparse=False), x)
+    for fused_step, keras_step in zip(fused, plain):  # equal to 1e-4 of a step (lr 0.1)
+        for f, k in zip(fused_step, keras_step):
+            np.testing.assert_allclose(f, k, rtol=0, atol=1e-5)
+
+
+def test_fused_adamw_is_textbook_adamw_on_sparse_gradients():
+    import keras
+    import tensorflow as tf
+    tokens = np.array([[1, 1, 3]], np.int32)  # token 1 twice: two rows of its sparse gradient
+    fused = adam_steps(schedules.FusedAdamW(**ADAMW), small_model(keras, sparse=True), tokens)
+    # Textbook AdamW on the dense (per-token summed) gradient, in NumPy, replaying the
+    # dense layer's weights from the fused run.
+    model = small_model(keras, sparse=True)
+    table, m, v = np.asarray(model.trainable_variables[0]), 0.0, 0.0
+    for t, fused_weights in enumerate(fused, start=1):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(tokens) ** 2)
+        grad = tf.convert_to_tensor(tape.gradient(loss, model.trainable_variables[0])).numpy()
+        table = table * (1 - 0.1 * 0.01)  # decoupled weight decay first, as Keras applies it
+        m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
+        table = table - 0.1 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-6)
+        np.testing.assert_allclose(fused_weights[0], table, rtol=0, atol=1e-5)
+        for variable, value in zip(model.trainable_variables, [table, *fused_weights[1:]]):
+            variable.assign(value)
+    # Keras' AdamW squares the two occurrences of token 1 apart: another second moment.
+    plain = adam_steps(keras.optimizers.AdamW(**ADAMW), small_model(keras, sparse=True), tokens, steps=1)
+    assert np.abs(plain[0][0][1] - fused[0][0][1]).max() > 1e-3
+
+
+def test_fused_adamw_refuses_amsgrad():
+    with pytest.raises(ValueError, match="no AMSGrad"):
+        schedules.FusedAdamW(learning_rate=0.1, amsgrad=True)
