@@ -11,8 +11,9 @@ detection on the combined test set (4,500 in-domain + 1,000 out-of-scope queries
 out-of-scope positive) as `ood/combined_<metric>`, where the combined set's own accuracy,
 NLL and ECE over all 5,500 queries are reported too (`ood/combined_accuracy`, ...). The
 optimizer is AdamW (weight decay 0.01, not on LayerNorm scales and offsets nor on biases;
-epsilon 1e-6; textbook Adam moments on the embeddings' sparse gradients, `schedules.FusedAdamW`) with linear warm-up over the first `--warmup_proportion` of the steps and
-linear decay to 0 at the end. `--learning_rate` is the peak rate itself: the reference
+epsilon 1e-6; textbook Adam moments on the embeddings' sparse gradients:
+`schedules.FusedAdamW`) with linear warm-up over the first `--warmup_proportion` of the
+steps and linear decay to 0 at the end. `--learning_rate` is the peak rate itself: the reference
 quotes its rate per 128 examples but never scales it.
 """
 from __future__ import annotations
