@@ -89,7 +89,6 @@ def test_adamw_decays_kernels_and_embeddings_not_layer_norms_or_biases():
     assert optimizer.epsilon == 1e-6 and optimizer.global_clipnorm is None
 
 
-
 def small_model(keras, sparse: bool):
     """Dense(2) over the token embeddings' sum (`sparse`: the embedding gets a sparse
     gradient) or over 3 float inputs; weights drawn from a fixed seed."""
