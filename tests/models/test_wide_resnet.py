@@ -174,10 +174,11 @@ def test_glorot_initializer_option_keeps_the_seed_stream_and_changes_only_the_di
 
 @pytest.mark.parametrize("name, extra", [("wide_resnet", {}), ("wide_resnet_mc_dropout", {}),
                                          ("wide_resnet_mimo", {"ensemble_size": 2}),
-                                         ("wide_resnet_batchensemble", {"ensemble_size": 2})])
+                                         ("wide_resnet_batchensemble", {"ensemble_size": 2}),
+                                         ("wide_resnet_variational", {})])
 def test_l2_scope_kernels_penalises_only_the_kernels(name, extra):
     """--l2_scope=kernels (its l2_overrides) leaves batch norm and the head's bias unpenalised,
-    in every WRN of the registry."""
+    in every WRN of the registry (the variational WRN's kernels are its posterior means)."""
     kwargs = {"input_shape": (8, 8, 3), "depth": 10, "width_multiplier": 1, "num_classes": 3,
               "l2": 1e-2, "seed": 0, **extra}
     model = ub.models.get(name, **kwargs)
@@ -185,7 +186,7 @@ def test_l2_scope_kernels_penalises_only_the_kernels(name, extra):
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 3 * extra.get("ensemble_size", 1)
                                                       if name == "wide_resnet_mimo" else 3)).astype("float32")
     model(x), kernels_only(x)
-    kernels = [v for v in model.trainable_variables if v.name == "kernel"]
+    kernels = [v for v in model.trainable_variables if v.name in ("kernel", "kernel_loc")]
     expected = sum(1e-2 * float(np.sum(np.square(v))) for v in kernels)
     assert float(sum(kernels_only.losses)) == pytest.approx(expected, rel=1e-5)
     assert float(sum(model.losses)) > expected  # BN scales (initially 1) are penalised too.
