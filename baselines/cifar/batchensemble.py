@@ -27,7 +27,7 @@ def validate(config) -> list[str]:
 
 def model_spec(config, data) -> dict:
     return {"name": "wide_resnet_batchensemble",
-            "kwargs": {**ub_flags.wide_resnet_kwargs(config, data), "ensemble_size": config.ensemble_size}}
+            "kwargs": {**ub_flags.wide_resnet_kwargs(config, data), **method_flags.batchensemble_kwargs(config)}}
 
 
 def batchensemble() -> method.Method:

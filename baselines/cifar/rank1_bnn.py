@@ -20,7 +20,7 @@ from absl import app, flags
 
 import uncertainty_baselines as ub
 from uncertainty_baselines.layers.rank1 import DISTRIBUTIONS, REFERENCE_INIT_STDDEV
-from uncertainty_baselines.training import experiment, method
+from uncertainty_baselines.training import experiment, method, method_flags
 from uncertainty_baselines.training import flags as ub_flags
 
 ub_flags.define_image_flags(train_epochs=250, l2=1e-4, lr_decay_epochs=(0.4, 0.8, 0.9))
@@ -31,13 +31,15 @@ flags.DEFINE_float("prior_mean", 1.0, "Location of the factors' prior.")
 flags.DEFINE_float("prior_stddev", 0.1, "Scale of the factors' prior.")
 flags.DEFINE_float("init_stddev", REFERENCE_INIT_STDDEV, "Initial scale of the factors' posteriors.")
 flags.DEFINE_float("kl_annealing_epochs", 200, "Epochs over which the KL weight grows linearly to 1 (0: 1 at once).")
+method_flags.define_random_sign_flag("factor's location")
 FLAGS = flags.FLAGS
-METHOD_FLAGS = ("ensemble_size", "distribution", "prior_mean", "prior_stddev", "init_stddev", "kl_annealing_epochs")
+METHOD_FLAGS = ("ensemble_size", "distribution", "prior_mean", "prior_stddev", "init_stddev", "kl_annealing_epochs",
+                "random_sign_init")
 
 
 def validate(config) -> list[str]:
     errors = (ub_flags.wide_resnet_errors(config) + ub_flags.at_least_one_errors(config, "ensemble_size")
-              + ub_flags.positive_errors(config, "prior_stddev", "init_stddev"))
+              + ub_flags.positive_errors(config, "prior_stddev", "init_stddev") + method_flags.random_sign_errors(config))
     if config.distribution not in DISTRIBUTIONS:
         errors.append(f"--distribution must be one of {DISTRIBUTIONS}, got {config.distribution!r}")
     if config.kl_annealing_epochs < 0:
@@ -49,7 +51,8 @@ def model_spec(config, data) -> dict:
     return {"name": "wide_resnet_rank1", "kwargs": {
         **ub_flags.wide_resnet_kwargs(config, data), "ensemble_size": config.ensemble_size,
         "distribution": config.distribution, "prior_mean": config.prior_mean,
-        "prior_stddev": config.prior_stddev, "init_stddev": config.init_stddev}}
+        "prior_stddev": config.prior_stddev, "init_stddev": config.init_stddev,
+        "random_sign_init": config.random_sign_init}}
 
 
 def rank1_bnn() -> method.Method:

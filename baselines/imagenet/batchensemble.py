@@ -19,7 +19,7 @@ FLAGS = flags.FLAGS
 
 def model_spec(config, data) -> dict:
     return {"name": "resnet50_batchensemble",
-            "kwargs": {**imagenet.resnet50_kwargs(config, data), "ensemble_size": config.ensemble_size}}
+            "kwargs": {**imagenet.resnet50_kwargs(config, data), **method_flags.batchensemble_kwargs(config)}}
 
 
 def batchensemble() -> method.Method:

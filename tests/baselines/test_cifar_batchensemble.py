@@ -42,6 +42,7 @@ def test_resume_from_the_first_checkpoint_is_exact(batchensemble_run, cifar_data
     assert without_timing(got) == without_timing(ref)
 
 
-def test_bad_ensemble_size_refused(cifar_data_dir, tmp_path):
-    code, out = run(["--ensemble_size=0"], cifar_data_dir, tmp_path / "bad", expect_ok=False)
+def test_bad_ensemble_size_and_sign_probability_refused(cifar_data_dir, tmp_path):
+    code, out = run(["--ensemble_size=0", "--random_sign_init=0"], cifar_data_dir, tmp_path / "bad", expect_ok=False)
     assert code != 0 and "--ensemble_size must be >= 1" in out and not (tmp_path / "bad").exists()
+    assert "--random_sign_init must be in (0, 1], got 0.0" in out

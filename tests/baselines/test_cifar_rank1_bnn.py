@@ -47,8 +47,10 @@ def test_resume_from_the_first_checkpoint_is_exact(rank1_run, cifar_data_dir, tm
 
 def test_bad_method_flags_refused_all_at_once(cifar_data_dir, tmp_path):
     code, out = run(["--ensemble_size=0", "--distribution=laplace", "--prior_stddev=0", "--init_stddev=-1",
-                     "--kl_annealing_epochs=-1"], cifar_data_dir, tmp_path / "bad", expect_ok=False)
+                     "--kl_annealing_epochs=-1", "--random_sign_init=1.5"], cifar_data_dir, tmp_path / "bad",
+                    expect_ok=False)
     assert code != 0 and not (tmp_path / "bad").exists()
     for message in ("--ensemble_size must be >= 1", "--distribution must be one of ('normal', 'cauchy')",
-                    "--prior_stddev must be > 0", "--init_stddev must be > 0", "--kl_annealing_epochs must be >= 0"):
+                    "--prior_stddev must be > 0", "--init_stddev must be > 0", "--kl_annealing_epochs must be >= 0",
+                    "--random_sign_init must be in (0, 1], got 1.5"):
         assert message in out, message

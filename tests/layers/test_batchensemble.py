@@ -118,6 +118,17 @@ def test_random_sign_initializer_law():
     assert abs(magnitude[~negative].mean() - 1) < 0.01
 
 
+@pytest.mark.parametrize("positive_probability", [0.25, 1.0])
+def test_random_sign_positive_probability(positive_probability):
+    """P(+1) is the reference's random_sign_init: 1 flips no sign; magnitudes are unchanged."""
+    values = to_np(RandomSign(0.5, seed=0, positive_probability=positive_probability)((200_000,)))
+    assert abs((values > 0).mean() - positive_probability) < 0.01  # s.d. <= 0.0011.
+    assert np.abs(values).min() >= 0.5 and np.abs(values).max() <= 1.5
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"positive_probability must be in \(0, 1\]"):
+            RandomSign(positive_probability=bad)
+
+
 def test_random_sign_seeding_spread_zero_and_bad_spread():
     a, b = RandomSign(seed=1)((50,)), RandomSign(seed=1)((50,))
     np.testing.assert_array_equal(to_np(a), to_np(b))

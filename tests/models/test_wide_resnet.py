@@ -159,6 +159,27 @@ def test_batchensemble_wrn_with_unit_fast_weights_is_the_plain_model():
     assert 0 < extra < 0.1 * plain.count_params()  # Rank-1 fast weights cost little.
 
 
+@pytest.mark.parametrize("name, factors", [("wide_resnet_batchensemble", ("alpha", "gamma")),
+                                           ("wide_resnet_rank1", ("alpha_loc", "gamma_loc"))])
+def test_random_sign_init_is_the_probability_that_a_fast_weight_starts_positive(name, factors):
+    """random_sign_init 1 flips no sign, the default 0.5 about half, and the other weights stay
+    those of the default build (only the signs' threshold moves)."""
+    def is_factor(w):  # Batch norm's scales are also named gamma.
+        return w.path.rsplit("/", 1)[-1] in factors and "batch_normalization" not in w.path
+
+    kwargs = dict(input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=5, seed=2)
+    default, unsigned = (ub.models.get(name, **kwargs, random_sign_init=p) for p in (0.5, 1.0))
+    for a, b in zip(default.weights, unsigned.weights, strict=True):
+        if is_factor(a):
+            a, b = np.asarray(a), np.asarray(b)
+            assert np.all(b > 0)
+            np.testing.assert_array_equal(np.abs(a), b)
+        else:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    signs = np.concatenate([np.sign(np.asarray(w)).ravel() for w in default.weights if is_factor(w)])
+    assert len(signs) > 1000 and abs((signs < 0).mean() - 0.5) < 0.05  # s.d. < 0.016.
+
+
 def test_glorot_initializer_option_keeps_the_seed_stream_and_changes_only_the_distribution():
     kwargs = dict(input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=5, seed=4)
     he = ub.models.get("wide_resnet", **kwargs)

@@ -31,7 +31,8 @@ from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLik
 @keras.saving.register_keras_serializable(package="ub")
 class RandomSign(keras.initializers.Initializer):
     """Random-sign initialiser for BatchEnsemble fast weights: each value is
-    sign * (1 + spread * u), sign = -1 or +1 with probability 1/2, u ~ Uniform(-1, 1).
+    sign * (1 + spread * u), sign = +1 with probability `positive_probability` (the
+    reference's random_sign_init, 1/2) and -1 otherwise, u ~ Uniform(-1, 1).
 
     Random signs decorrelate the members from the first step; magnitudes stay in
     [1 - spread, 1 + spread] (spread < 1 keeps them away from zero). As with Keras' own
@@ -39,10 +40,13 @@ class RandomSign(keras.initializers.Initializer):
     a random seed once); a ``keras.random.SeedGenerator`` seed gives new values per call.
     """
 
-    def __init__(self, spread: float = 0.5, seed: int | keras.random.SeedGenerator | None = None):
+    def __init__(self, spread: float = 0.5, seed: int | keras.random.SeedGenerator | None = None,
+                 positive_probability: float = 0.5):
         if not 0.0 <= spread < 1.0:
             raise ValueError(f"spread must be in [0, 1), got {spread}.")
-        self.spread = float(spread)
+        if not 0.0 < positive_probability <= 1.0:
+            raise ValueError(f"positive_probability must be in (0, 1], got {positive_probability}.")
+        self.spread, self.positive_probability = float(spread), float(positive_probability)
         self._init_seed = seed
         self.seed = int(np.random.default_rng().integers(2**31 - 1)) if seed is None else seed
 
@@ -50,18 +54,20 @@ class RandomSign(keras.initializers.Initializer):
         # One draw for both factors (two draws with one integer seed would be identical).
         u = keras.random.uniform((2, *shape), minval=-1.0, maxval=1.0, seed=self.seed,
                                  dtype=dtype)
-        sign = ops.cast(ops.where(u[0] < 0, -1.0, 1.0), u.dtype)
+        # P(u < 1 - 2p) = 1 - p for u ~ Uniform(-1, 1).
+        sign = ops.cast(ops.where(u[0] < 1.0 - 2.0 * self.positive_probability, -1.0, 1.0), u.dtype)
         return sign * (1.0 + self.spread * u[1])
 
     def get_config(self):
-        return {"spread": self.spread,
+        return {"spread": self.spread, "positive_probability": self.positive_probability,
                 "seed": keras.saving.serialize_keras_object(self._init_seed)}
 
 
-def random_sign_initializer(spread: float = 0.5, seed: int | None = None) -> RandomSign:
+def random_sign_initializer(spread: float = 0.5, seed: int | None = None,
+                            positive_probability: float = 0.5) -> RandomSign:
     """The default BatchEnsemble fast-weight initialiser: random sign, magnitude
     1 +/- spread (see ``RandomSign``)."""
-    return RandomSign(spread=spread, seed=seed)
+    return RandomSign(spread=spread, seed=seed, positive_probability=positive_probability)
 
 
 class _BatchEnsembleBase(keras.layers.Layer):

@@ -84,13 +84,15 @@ def resnet50_mc_dropout(input_shape: Sequence[int] = (224, 224, 3), num_classes:
 
 
 def resnet50_batchensemble(input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 1000,
-                           l2: float = 0.0, seed: int = 0, ensemble_size: int = 4) -> keras.Model:
+                           l2: float = 0.0, seed: int = 0, ensemble_size: int = 4,
+                           random_sign_init: float = 0.5) -> keras.Model:
     """BatchEnsemble ResNet-50 (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K]
     out; every conv and the head are BatchEnsemble layers, batch norm shared, the batch
-    tiled M times inside (as `wide_resnet_batchensemble`)."""
+    tiled M times inside (as `wide_resnet_batchensemble`, fast weights positive at init with
+    probability `random_sign_init`)."""
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-    conv, head = batchensemble_factories(ensemble_size, seed)
+    conv, head = batchensemble_factories(ensemble_size, seed, random_sign_init)
     return tiled_members(resnet50(input_shape, num_classes, l2, seed, conv=conv, head=head), ensemble_size,
                          "batchensemble")
 

@@ -21,6 +21,8 @@ from uncertainty_baselines.layers import (Conv2DBatchEnsemble, Conv2DFlipout, Co
                                           DenseBatchEnsemble, DenseFlipout, DenseRank1,
                                           HeteroscedasticSoftmax, MCDropout, MeanFieldGaussianProcess,
                                           SpectralNormConv2D)
+from uncertainty_baselines.layers.batchensemble import RandomSign
+from uncertainty_baselines.layers.common import derived_seed
 from uncertainty_baselines.layers.rank1 import REFERENCE_INIT_STDDEV
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
@@ -149,40 +151,51 @@ def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: i
                        head=member_head(ensemble_size))
 
 
-def batchensemble_factories(ensemble_size: int, seed: int) -> tuple[ConvFactory, HeadFactory]:
+def random_signs(layer_seed: int, spread: float, positive_probability: float) -> RandomSign:
+    """The random-sign initialiser a BatchEnsemble or rank-1 layer seeded `layer_seed` draws
+    by default (same seed, so 1/2 reproduces it), with P(+1) = `positive_probability`."""
+    return RandomSign(spread, seed=derived_seed(layer_seed, 1), positive_probability=positive_probability)
+
+
+def batchensemble_factories(ensemble_size: int, seed: int, random_sign_init: float = 0.5
+                            ) -> tuple[ConvFactory, HeadFactory]:
     """Conv and head factories of BatchEnsemble layers: the shared kernels take the WRN's
-    initialiser stream, the random-sign fast weights their own seeds from (`seed`, layer)."""
+    initialiser stream, the random-sign fast weights (P(+1) = `random_sign_init`) their own
+    seeds from (`seed`, layer)."""
     rng = np.random.default_rng([seed, 2])
 
-    def next_seed() -> int:
-        return int(rng.integers(2**31 - 1))
+    def seeds() -> dict[str, Any]:  # A layer's seed and its fast weights' initialiser.
+        s = int(rng.integers(2**31 - 1))
+        return {"seed": s, "fast_weight_initializer": random_signs(s, 0.5, random_sign_init)}
 
     def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
              padding: str = "same") -> Conv2DBatchEnsemble:
         return Conv2DBatchEnsemble(filters, kernel_size, ensemble_size, strides=strides, padding=padding,
                                    use_bias=False, kernel_initializer=init(),
-                                   kernel_regularizer=l2_regularizer(l2), seed=next_seed())
+                                   kernel_regularizer=l2_regularizer(l2), **seeds())
 
     def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseBatchEnsemble:
         return DenseBatchEnsemble(num_classes, ensemble_size, kernel_initializer=init(),
                                   kernel_regularizer=l2_regularizer(kernel_l2),
-                                  bias_regularizer=l2_regularizer(bias_l2), seed=next_seed())
+                                  bias_regularizer=l2_regularizer(bias_l2), **seeds())
     return conv, head
 
 
 def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_multiplier: int,
                               num_classes: int, l2: float = 0.0, seed: int = 0,
                               ensemble_size: int = 4, initializer: str = "he_normal",
-                              l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
+                              l2_overrides: Mapping[str, float] | None = None,
+                              random_sign_init: float = 0.5) -> keras.Model:
     """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     The batch is tiled M times inside (member-major, so each member sees every example),
     every conv and the head are BatchEnsemble layers (one shared kernel, rank-1 fast weights
-    per member), and batch norm is shared by the members, as in the reference.
+    per member, positive at init with probability `random_sign_init`), and batch norm is
+    shared by the members, as in the reference.
     """
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-    conv, head = batchensemble_factories(ensemble_size, seed)
+    conv, head = batchensemble_factories(ensemble_size, seed, random_sign_init)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
                           l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
     return tiled_members(members, ensemble_size, "batchensemble")
@@ -208,22 +221,28 @@ def layer_seeds(seed: int, stream: int) -> Callable[[], int]:
     return lambda: int(rng.integers(2**31 - 1))
 
 
-def rank1_factories(ensemble_size: int, seed: int, **factor_args: Any) -> tuple[ConvFactory, HeadFactory]:
+def rank1_factories(ensemble_size: int, seed: int, random_sign_init: float = 0.5,
+                    **factor_args: Any) -> tuple[ConvFactory, HeadFactory]:
     """Conv and head factories of rank-1 Bayesian layers (`factor_args`: their distribution,
     prior and init arguments): the shared kernels take the WRN's initialiser stream, the
-    factors' sign init and sampling their own seeds from (`seed`, layer)."""
+    factors' sign init (P(+1) = `random_sign_init`) and sampling their own seeds from (`seed`,
+    layer)."""
     next_seed = layer_seeds(seed, 3)
+
+    def seeds() -> dict[str, Any]:  # A layer's seed and its factor locations' initialiser.
+        s = next_seed()
+        return {"seed": s, "loc_initializer": random_signs(s, 0.0, random_sign_init)}
 
     def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
              padding: str = "same") -> Conv2DRank1:
         return Conv2DRank1(filters, kernel_size, ensemble_size, strides=strides, padding=padding,
                            use_bias=False, kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2),
-                           seed=next_seed(), **factor_args)
+                           **seeds(), **factor_args)
 
     def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseRank1:
         return DenseRank1(num_classes, ensemble_size, kernel_initializer=init(),
                           kernel_regularizer=l2_regularizer(kernel_l2), bias_regularizer=l2_regularizer(bias_l2),
-                          seed=next_seed(), **factor_args)
+                          **seeds(), **factor_args)
     return conv, head
 
 
@@ -231,20 +250,21 @@ def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: 
                       num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
                       l2_overrides: Mapping[str, float] | None = None, *, ensemble_size: int = 4,
                       distribution: str = "normal", prior_mean: float = 1.0, prior_stddev: float = 0.1,
-                      init_stddev: float = REFERENCE_INIT_STDDEV) -> keras.Model:
+                      init_stddev: float = REFERENCE_INIT_STDDEV, random_sign_init: float = 0.5) -> keras.Model:
     """Rank-1 BNN WRN (Dusenberry et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     As the reference, every conv (stem, blocks, 1x1 shortcuts) and the head are rank-1
     layers: one shared kernel, per-member factors alpha, gamma sampled per example from
-    `distribution` posteriors (locations random signs, scales `init_stddev`) with prior
+    `distribution` posteriors (locations random signs, +1 with probability `random_sign_init`;
+    scales `init_stddev`) with prior
     N(`prior_mean`, `prior_stddev`^2) (or Cauchy); batch norm is shared by the members and
     the batch tiled M times inside. L2 acts on kernels, biases and batch norm; the factors
     are regularised by their KL, `ub.layers.rank1_kl(model)`.
     """
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-    conv, head = rank1_factories(ensemble_size, seed, distribution=distribution, prior_mean=prior_mean,
-                                 prior_stddev=prior_stddev, init_stddev=init_stddev)
+    conv, head = rank1_factories(ensemble_size, seed, random_sign_init, distribution=distribution,
+                                 prior_mean=prior_mean, prior_stddev=prior_stddev, init_stddev=init_stddev)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
                           l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
     return tiled_members(members, ensemble_size, "rank1")

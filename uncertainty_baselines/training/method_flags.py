@@ -15,7 +15,7 @@ from absl import flags
 from uncertainty_baselines.training import flags as ub_flags
 
 DROPOUT_FLAGS = ("dropout_rate", "filterwise_dropout", "num_dropout_samples")
-BATCHENSEMBLE_FLAGS = ("ensemble_size", "fast_weight_lr_multiplier")
+BATCHENSEMBLE_FLAGS = ("ensemble_size", "fast_weight_lr_multiplier", "random_sign_init")
 SNGP_FLAGS = ("spec_norm_bound", "spec_norm_iterations", "num_inducing", "gp_length_scale", "gp_input_dim",
               "gp_ridge_penalty", "gp_covariance_momentum", "gp_mean_field_factor", "dropout_rate")
 
@@ -44,11 +44,32 @@ def define_batchensemble_flags(ensemble_size: int = 4, fast_weight_lr_multiplier
     flags.DEFINE_integer("ensemble_size", ensemble_size, "Members M.")
     flags.DEFINE_float("fast_weight_lr_multiplier", fast_weight_lr_multiplier,
                        "Learning-rate multiplier of the fast weights (r, s).")
+    define_random_sign_flag("fast weight")
+
+
+def define_random_sign_flag(what: str) -> None:
+    """--random_sign_init: the probability that a `what` (BatchEnsemble fast weight, rank-1
+    factor) starts positive; the reference's flag of that name, at its 0.5."""
+    flags.DEFINE_float("random_sign_init", 0.5, f"Probability in (0, 1] that a {what} starts positive "
+                       "(1: no sign flips; the reference's negative values, a normal init around 1, are "
+                       "not offered).")
+
+
+def random_sign_errors(config: Any) -> list[str]:
+    """Message for a --random_sign_init outside (0, 1] (empty when valid)."""
+    if not 0 < config.random_sign_init <= 1:
+        return [f"--random_sign_init must be in (0, 1], got {config.random_sign_init}"]
+    return []
+
+
+def batchensemble_kwargs(config: Any) -> dict[str, Any]:
+    """The BatchEnsemble registry kwargs the flags set (beside the backbone's)."""
+    return {"ensemble_size": config.ensemble_size, "random_sign_init": config.random_sign_init}
 
 
 def batchensemble_errors(config: Any) -> list[str]:
     """Messages for invalid BatchEnsemble flags (empty when valid)."""
-    errors = ub_flags.at_least_one_errors(config, "ensemble_size")
+    errors = ub_flags.at_least_one_errors(config, "ensemble_size") + random_sign_errors(config)
     if config.fast_weight_lr_multiplier < 0:
         errors.append(f"--fast_weight_lr_multiplier must be >= 0, got {config.fast_weight_lr_multiplier}")
     return errors
