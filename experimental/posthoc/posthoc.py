@@ -273,7 +273,6 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
     import tensorflow as tf
 
     from uncertainty_baselines import models as ub_models
-    from uncertainty_baselines.training import evaluation
     run_flags = dict(record["flags"])
     config = types.SimpleNamespace(**{**run_flags, "data_dir": data_dir, "download_data": False,
                                       "eval_batch_size": batch_size})
@@ -317,7 +316,7 @@ def load_or_extract(run_path: pathlib.Path, record: Mapping[str, Any], output_di
             n = len(sets[name]["id"])
             logging.info("%s: %d examples in %.1f s (%.0f/s)", name, n, timing[name], n / timing[name])
             if name.startswith("ood_"):  # Its OOD examples only: the test set's come first.
-                sets[name] = evaluation.with_in_distribution(sets["test"], sets[name], name)
+                sets[name] = predictions.with_in_distribution(sets["test"], sets[name], name)
             writer.add_set(name, sets[name], kind=name.split("_")[0])
         gap = np.abs(sets["test"]["features"].astype(np.float64) @ kernel + bias - sets["test"]["logits"]).max()
         if gap > 1e-3 * max(1.0, np.abs(sets["test"]["logits"]).max()):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from image_flag_values import image_flags
+from uncertainty_baselines.runs import predictions as run_predictions
 from uncertainty_baselines.training import distribution, evaluation, flags
 
 
@@ -120,7 +121,7 @@ def test_an_ood_set_must_hold_only_its_ood_examples():
     with pytest.raises(ValueError, match="the OOD set svhn holds in-distribution examples"):
         evaluation.evaluate(lambda ds: whole if ds == "ood" else clean, num_classes=2, test="test", ood={"svhn": "ood"})
     with pytest.raises(ValueError, match=r"the OOD set svhn has arrays \['extra'\] the test set lacks"):
-        evaluation.with_in_distribution(clean, {**clean, "extra": np.zeros(2)}, "svhn")
+        run_predictions.with_in_distribution(clean, {**clean, "extra": np.zeros(2)}, "svhn")
 
 
 def fingerprint_of(x, order):

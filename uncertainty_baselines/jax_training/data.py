@@ -75,7 +75,8 @@ def load_image_data(*, dataset: str, data_dir: str | None, seed: int, train_exam
     train = train_subset(dataset, train_examples, seed=seed, **on_disk)
     test = ub_datasets.get(dataset, "test", cache=cache_eval, **on_disk)
     # Seeded: sets generated on the fly (random images) must be the same on every start of a run.
-    ood = {name: ub_ood.get_ood(dataset, name, data_dir=data_dir, ood_kwargs={"seed": seed}, cache=cache_eval)
+    ood = {name: ub_ood.get_ood(dataset, name, data_dir=data_dir, include_in_distribution=False,
+                                ood_kwargs={"seed": seed}, cache=cache_eval)
            for name in ood_datasets}
     corrupted = {}
     for kind in corruption_types:

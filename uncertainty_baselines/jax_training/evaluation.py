@@ -7,10 +7,11 @@ scored exactly once. Results carry the suite's flat names (`ub.metrics.flatten_r
 `test/accuracy`, `test/ece`, ..., with a member axis also the ensemble metrics
 (`test/ensemble_negative_log_likelihood`, `test/disagreement`, ...) and
 `test/<metric>_member_<i>`; `ood/<name>_auroc` (OOD positive, score 1 - max probability;
-`ood/<name>_<kind>_...` for other score kinds); `test/<metric>_<type>_<severity>` and the
-corrupted means. Each evaluation also gives what a report draws (runs/curves.py): the
-reliability diagrams of the test and corrupted sets and the ROC curve of every OOD set and
-score kind.
+`ood/<name>_<kind>_...` for other score kinds), where an OOD set holds only its OOD examples
+and the clean test set's scores are its in-distribution half (as in the Keras baselines, so
+the test set is predicted once); `test/<metric>_<type>_<severity>` and the corrupted means.
+Each evaluation also gives what a report draws (runs/curves.py): the reliability diagrams of
+the test and corrupted sets and the ROC curve of every OOD set and score kind.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 from uncertainty_baselines import metrics as ub_metrics
 from uncertainty_baselines.jax_training.loop import NonFiniteError, put_batch
 from uncertainty_baselines.runs import curves as run_curves
+from uncertainty_baselines.runs import predictions as run_predictions
 from uncertainty_baselines.runs.run_record import fingerprint
 
 PredictFn = Callable[[Any, jax.Array], dict[str, jax.Array]]
@@ -42,8 +44,8 @@ class _Scores:
         self.clean = ub_metrics.ClassificationMetrics(num_classes=num_classes) if classify else None
         self.ensemble: ub_metrics.EnsembleMetrics | None = None
         self.members: list[ub_metrics.ClassificationMetrics] = []
-        self.ood = {kind: ub_metrics.OODMetrics() for kind in (ood_kinds or ())}
-        self.count = self.num_ood = 0
+        self.ood_scores: dict[str, list[np.ndarray]] = {kind: [] for kind in (ood_kinds or ())}
+        self.count = 0
         self.ids: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
         self.pixel_sums: list[np.ndarray] = []
@@ -74,11 +76,11 @@ class _Scores:
                 self.ensemble.add_batch(members, label=labels)
                 for metric, probs in zip(self.members, members):
                     metric.add_batch(probs, label=labels)
-        if self.ood:
-            is_ood = batch["is_in_distribution"][keep] == 0
-            self.num_ood += int(is_ood.sum())
-            for kind, metric in self.ood.items():
-                metric.add_batch(ood_score(out, kind), is_ood=is_ood)
+        if "is_in_distribution" in batch and np.any(batch["is_in_distribution"][keep] != 0):
+            raise ValueError(f"{self.what} holds in-distribution examples: load only its OOD examples "
+                             "(ub.datasets.ood.get_ood(..., include_in_distribution=False))")
+        for kind, scores in self.ood_scores.items():
+            scores.append(ood_score(out, kind))
         if with_fingerprint:
             features = batch["features"][keep]
             bits = features.view(np.int32) if features.dtype == np.float32 else features
@@ -98,15 +100,9 @@ class _Scores:
         """The reliability-diagram record (runs/curves.py) of the set's mean predictions."""
         return run_curves.reliability_entry(self.clean.reliability_diagram())
 
-    def roc(self, dataset: str) -> dict[str, dict[str, Any]]:
-        """The ROC-curve records (OOD positive) of each score kind, keyed as the ood/ metrics."""
-        records = {}
-        for kind, metric in self.ood.items():
-            curve = metric.roc_curve(max_points=run_curves.ROC_POINTS)
-            records[dataset if kind == "msp" else f"{dataset}_{kind}"] = run_curves.roc_entry(
-                curve["fpr"], curve["tpr"], dataset=dataset, kind=kind, num_in=self.count - self.num_ood,
-                num_ood=self.num_ood)
-        return records
+    def scores(self, kind: str) -> np.ndarray:
+        """The per-example OOD scores of `kind`, in order."""
+        return np.concatenate(self.ood_scores[kind])
 
     def predictions(self) -> dict[str, np.ndarray]:
         """The kept per-example arrays (logits, id, labels[, is_in_distribution]) in order."""
@@ -132,6 +128,24 @@ def ood_score(out: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
         logits = out["logits"]
         return ub_metrics.ood_score(logits.mean(axis=1) if logits.ndim == 3 else logits, kind, from_logits=True)
     return ub_metrics.ood_score(out["probs"], kind)
+
+
+def ood_results(clean: _Scores, ood: _Scores, name: str) -> tuple[dict[str, dict[str, float]],
+                                                                  dict[str, dict[str, Any]]]:
+    """The OOD metrics (keyed as the ood/ metrics: `name`, `name_<kind>`) and ROC-curve records
+    of OOD set `name` for each of `ood`'s score kinds: the clean test set's scores are the
+    in-distribution examples, `ood`'s the OOD ones (positive)."""
+    results, records = {}, {}
+    for kind in ood.ood_scores:
+        metric = ub_metrics.OODMetrics()
+        metric.add_batch(clean.scores(kind), is_ood=np.zeros(clean.count, bool))
+        metric.add_batch(ood.scores(kind), is_ood=np.ones(ood.count, bool))
+        key = name if kind == "msp" else f"{name}_{kind}"
+        results[key] = metric.result()
+        curve = metric.roc_curve(max_points=run_curves.ROC_POINTS)
+        records[key] = run_curves.roc_entry(curve["fpr"], curve["tpr"], dataset=name, kind=kind, num_in=clean.count,
+                                            num_ood=ood.count)
+    return results, records
 
 
 def score_dataset(predict: PredictFn, params: Any, batches: Iterable[Mapping[str, np.ndarray]], mesh: Any, *,
@@ -160,27 +174,30 @@ def evaluate(predict: PredictFn, params: Any, mesh: Any, *, num_classes: int, te
              corrupted: Mapping[tuple[str, int], Callable[[], Iterable]] | None = None,
              ood_kinds: Sequence[str] = ("msp",), test_name: str = "test",
              on_predictions: OnPredictions | None = None) -> tuple[dict[str, float], str, dict[str, Any]]:
-    """Flat metrics over the clean test set, each OOD set and each corrupted set (each a
+    """Flat metrics over the clean test set, each OOD set (its OOD examples only:
+    `ub.datasets.ood.get_ood(..., include_in_distribution=False)`) and each corrupted set (each a
     function returning fresh batches), plus `test/ms_per_example` and `test/num_examples`;
     returns them, the clean set's data fingerprint and the curves record (runs/curves.py).
-    `on_predictions` receives each set's per-example predictions."""
+    `on_predictions` receives each set's per-example predictions (an OOD set's with the test
+    set's first, `runs.predictions.with_in_distribution`)."""
     keep = on_predictions is not None
     start = time.perf_counter()
     clean = score_dataset(predict, params, test(), mesh, num_classes=num_classes, what="the test set",
-                          with_members=True, with_fingerprint=True, keep=keep)
+                          ood_kinds=ood_kinds if ood else None, with_members=True, with_fingerprint=True, keep=keep)
     seconds = time.perf_counter() - start
     if keep:
         on_predictions("test", None, clean.predictions())
     curves: dict[str, dict[str, Any]] = {"reliability": {"test": clean.reliability()}, "roc": {}}
-    ood_results: dict[str, dict[str, float]] = {}
+    ood_metrics: dict[str, dict[str, float]] = {}
     for name, batches in (ood or {}).items():
         scores = score_dataset(predict, params, batches(), mesh, num_classes=num_classes, what=f"the OOD set {name}",
                                ood_kinds=ood_kinds, classify=False, keep=keep)
-        curves["roc"].update(scores.roc(name))
+        results, records = ood_results(clean, scores, name)
+        ood_metrics.update(results)
+        curves["roc"].update(records)
         if keep:
-            on_predictions("ood", name, scores.predictions())
-        for kind, metric in scores.ood.items():
-            ood_results[name if kind == "msp" else f"{name}_{kind}"] = metric.result()
+            on_predictions("ood", name, run_predictions.with_in_distribution(clean.predictions(), scores.predictions(),
+                                                                             name))
     corrupted_results = {}
     for key, batches in (corrupted or {}).items():
         scores = score_dataset(predict, params, batches(), mesh, num_classes=num_classes,
@@ -189,7 +206,7 @@ def evaluate(predict: PredictFn, params: Any, mesh: Any, *, num_classes: int, te
             on_predictions("corrupted", key, scores.predictions())
         corrupted_results[key] = scores.classification()
         curves["reliability"][f"test/{key[0]}_{key[1]}"] = scores.reliability()
-    flat = ub_metrics.flatten_results(clean.classification(), ood=ood_results, corrupted=corrupted_results or None)
+    flat = ub_metrics.flatten_results(clean.classification(), ood=ood_metrics, corrupted=corrupted_results or None)
     flat["test/ms_per_example"] = 1000.0 * seconds / clean.count
     flat["test/num_examples"] = float(clean.count)
     return flat, clean.fingerprint(test_name), curves

@@ -74,6 +74,27 @@ def set_name(kind: str, key: str | tuple[str, int] | None = None) -> str:
     raise ValueError(f"unknown evaluated-set kind {kind!r}; valid: {KINDS}")
 
 
+def with_in_distribution(clean: Mapping[str, np.ndarray], ood: Mapping[str, np.ndarray], name: str
+                         ) -> dict[str, np.ndarray]:
+    """The predictions on OOD set `name` in the order of `ub.datasets.ood`: the clean test
+    set's (`is_in_distribution` 1) followed by its OOD examples' (0; ids after the clean ones),
+    so the in-distribution half of every OOD set costs no second pass over the test set.
+
+    Holds the arrays of `ood`. Raises ValueError when `ood` holds in-distribution examples
+    (they would count twice) or an array `clean` lacks.
+    """
+    if np.any(ood.get("is_in_distribution", 0) != 0):
+        raise ValueError(f"the OOD set {name} holds in-distribution examples: load only its OOD "
+                         "examples (ub.datasets.ood.get_ood(..., include_in_distribution=False))")
+    keys = set(ood) - {"is_in_distribution"}
+    if keys - set(clean):
+        raise ValueError(f"the OOD set {name} has arrays {sorted(keys - set(clean))} the test set lacks")
+    n, n_ood = len(clean["labels"]), len(ood["labels"])
+    out = {k: np.concatenate([clean[k], ood[k] + n if k == "id" else ood[k]]) for k in keys}
+    out["is_in_distribution"] = np.r_[np.ones(n, np.int32), np.zeros(n_ood, np.int32)]
+    return out
+
+
 class PredictionsWriter:
     """Collects evaluated sets into a temporary folder beside `directory`; `commit` puts them
     in place (replacing an earlier folder), `abort` drops them."""

@@ -200,27 +200,6 @@ def data_fingerprint(name: str, dataset: Iterable, strategy: tf.distribute.Strat
     return fingerprint(name, *(np.ascontiguousarray(a[order]).tobytes() for a in (ids, labels, sums)))
 
 
-def with_in_distribution(clean: Mapping[str, np.ndarray], ood: Mapping[str, np.ndarray], name: str
-                         ) -> dict[str, np.ndarray]:
-    """The predictions on OOD set `name` in the order of `ub.datasets.ood`: the clean test
-    set's (`is_in_distribution` 1) followed by its OOD examples' (0; ids after the clean ones),
-    so the in-distribution half of every OOD set costs no second pass over the test set.
-
-    Holds the arrays of `ood`. Raises ValueError when `ood` holds in-distribution examples
-    (they would count twice) or an array `clean` lacks.
-    """
-    if np.any(ood.get("is_in_distribution", 0) != 0):
-        raise ValueError(f"the OOD set {name} holds in-distribution examples: load only its OOD "
-                         "examples (ub.datasets.ood.get_ood(..., include_in_distribution=False))")
-    keys = set(ood) - {"is_in_distribution"}
-    if keys - set(clean):
-        raise ValueError(f"the OOD set {name} has arrays {sorted(keys - set(clean))} the test set lacks")
-    n, n_ood = len(clean["labels"]), len(ood["labels"])
-    out = {k: np.concatenate([clean[k], ood[k] + n if k == "id" else ood[k]]) for k in keys}
-    out["is_in_distribution"] = np.r_[np.ones(n, np.int32), np.zeros(n_ood, np.int32)]
-    return out
-
-
 def timed_predict(predict: Callable[[Iterable], dict[str, np.ndarray]], dataset: Iterable
                   ) -> tuple[dict[str, np.ndarray], float]:
     """`predict(dataset)` and its wall time in seconds."""
@@ -241,7 +220,7 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
     `predict` maps a dataset to masked-out predictions (see `loop.predict`). An OOD set
     holds only its OOD examples (`ub.datasets.ood` sets with include_in_distribution=False,
     CLINC's out-of-scope test split): it is scored together with the clean test set's
-    predictions, in-distribution first (`with_in_distribution`), with each of
+    predictions, in-distribution first (`runs.predictions.with_in_distribution`), with each of
     `ood_score_kinds`; an OOD set whose every example has a class of the model (CLINC's
     combined test set: out-of-scope is class 150) also gets the classification metrics
     over all its examples, `ood/<name>_accuracy`, ... With a member axis the clean set
@@ -263,7 +242,7 @@ def evaluate(predict: Callable[[Iterable], dict[str, np.ndarray]], *, num_classe
     for name, ds in (ood or {}).items():
         outputs = predict(ds)
         check_finite(outputs, f"the OOD set {name}")
-        outputs = with_in_distribution(clean, outputs, name)
+        outputs = run_predictions.with_in_distribution(clean, outputs, name)
         save("ood", name, outputs)
         for kind, result in ood_results(outputs, ood_score_kinds).items():
             ood_results_by_name[ood_key(name, kind)] = result
