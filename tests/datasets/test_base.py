@@ -325,3 +325,11 @@ def test_training_on_an_empty_split_is_an_error_not_an_endless_loop():
     empty = ArrayDataset("train", sizes={"train": 0, "test": 1})
     with pytest.raises(ValueError, match="has no examples to train on"):
         empty.load(batch_size=2)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_pipelines_run_without_tf_data_autotuning(split):
+    """Deleting an autotuned iterator waits for autotuning's thread (up to 60 s in TF 2.21):
+    every pipeline has it off, deterministic order on."""
+    options = ArrayDataset(split).load(batch_size=2).options()
+    assert options.autotune.enabled is False and options.deterministic is True
