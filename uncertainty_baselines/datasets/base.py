@@ -254,10 +254,12 @@ class BaseDataset(abc.ABC):
 def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Deterministic element order, and batches prepared ahead of the consumer.
 
-    tf.data's autotuning model is off: TF 2.21 joins its optimisation thread when an iterator
-    is deleted without waking it from its wait (periods doubling up to 60 s), so deleting the
-    training iterator at the end of a run took 13-54 s in 3 of 6 short runs here (0.01-0.05 s
-    in 6 of 6 without it). The maps run on every core instead (`_parallel_calls`), and
+    tf.data's autotuning model is off: deleting an iterator joins the model's optimisation
+    thread, which TF 2.21 leaves in its timed wait (periods doubling up to 60 s), so deleting the
+    training iterator ended short runs here with a 13-54 s wait in 3 of 6 runs (gdb: the main
+    thread in ~RootDataset::Iterator, the model thread in Model::OptimizeLoop). With it off here,
+    2 of 14 runs still waited (13 s, 55 s): tf.distribute's per-device dataset is a second root
+    whose autotuning no option reaches. The maps run on every core (`_parallel_calls`), and
     prefetch still sizes its own buffer.
     """
     options = tf.data.Options()
