@@ -57,3 +57,6 @@ def test_bad_method_flags_refused_all_at_once(cifar_data_dir, tmp_path):
     for message in ("--num_eval_samples must be >= 1", "--prior_stddev must be > 0", "--init_stddev must be > 0",
                     "--kl_annealing_epochs must be >= 0", "--l2_scope=kernels would leave no L2 term"):
         assert message in out, message
+    code, out = run(["--num_eval_samples=0", "--l2_scope=kernels", "--l2_kernel_means"], cifar_data_dir,
+                    tmp_path / "bad", expect_ok=False)  # The kernel means keep an L2 term: that scope is valid.
+    assert code != 0 and "--num_eval_samples must be >= 1" in out and "would leave no L2 term" not in out

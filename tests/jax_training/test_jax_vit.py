@@ -63,9 +63,10 @@ def test_sign_initializer_follows_the_reference():
 
 def test_model_errors_name_the_bad_fields():
     errors = vit.model_errors({"widht": 16, "width": 18, "num_heads": 4, "patch_size": (5, 5), "be_layers": (7,),
-                               "depth": 2}, image_shape=(32, 32, 3))
+                               "depth": 2, "ens_size": 2, "random_sign_init": 1.5}, image_shape=(32, 32, 3))
     text = " | ".join(errors)
     assert "model.widht: unknown ViT field" in text
     assert "model.width 18 must be a positive multiple of model.num_heads 4" in text
     assert "patch_size (5, 5) does not tile the (32, 32) images" in text
     assert "model.be_layers [7] are not encoder layers 0..1" in text
+    assert "model.random_sign_init must be non-zero and at most 1 (P(+1)), got 1.5" in text

@@ -129,6 +129,15 @@ def test_random_sign_positive_probability(positive_probability):
             RandomSign(positive_probability=bad)
 
 
+def test_layers_keep_their_sign_probability_through_their_config():
+    layer = DenseBatchEnsemble(3, ensemble_size=2, random_sign_init=1.0, seed=4)
+    layer.build((None, 5))
+    assert np.all(to_np(layer.alpha) > 0) and np.all(to_np(layer.gamma) > 0)
+    copy = DenseBatchEnsemble.from_config(layer.get_config())
+    copy.build((None, 5))
+    np.testing.assert_array_equal(to_np(copy.alpha), to_np(layer.alpha))
+
+
 def test_random_sign_seeding_spread_zero_and_bad_spread():
     a, b = RandomSign(seed=1)((50,)), RandomSign(seed=1)((50,))
     np.testing.assert_array_equal(to_np(a), to_np(b))

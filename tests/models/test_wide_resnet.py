@@ -159,15 +159,19 @@ def test_batchensemble_wrn_with_unit_fast_weights_is_the_plain_model():
     assert 0 < extra < 0.1 * plain.count_params()  # Rank-1 fast weights cost little.
 
 
-@pytest.mark.parametrize("name, factors", [("wide_resnet_batchensemble", ("alpha", "gamma")),
-                                           ("wide_resnet_rank1", ("alpha_loc", "gamma_loc"))])
-def test_random_sign_init_is_the_probability_that_a_fast_weight_starts_positive(name, factors):
+WRN_10_1 = dict(input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=5, seed=2)
+
+
+@pytest.mark.parametrize("name, kwargs, factors", [
+    ("wide_resnet_batchensemble", WRN_10_1, ("alpha", "gamma")),
+    ("wide_resnet_rank1", WRN_10_1, ("alpha_loc", "gamma_loc")),
+    ("resnet50_batchensemble", dict(input_shape=(32, 32, 3), num_classes=4, seed=2), ("alpha", "gamma"))])
+def test_random_sign_init_is_the_probability_that_a_fast_weight_starts_positive(name, kwargs, factors):
     """random_sign_init 1 flips no sign, the default 0.5 about half, and the other weights stay
     those of the default build (only the signs' threshold moves)."""
     def is_factor(w):  # Batch norm's scales are also named gamma.
         return w.path.rsplit("/", 1)[-1] in factors and "batch_normalization" not in w.path
 
-    kwargs = dict(input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=5, seed=2)
     default, unsigned = (ub.models.get(name, **kwargs, random_sign_init=p) for p in (0.5, 1.0))
     for a, b in zip(default.weights, unsigned.weights, strict=True):
         if is_factor(a):

@@ -232,11 +232,11 @@ class BaseDataset(abc.ABC):
                 examples = examples.cache()
             dataset = _epochs(examples, self.seed, self.shuffle_buffer_size)
             dataset = dataset.shard(num_pipelines, pipeline_id).map(
-                process, num_parallel_calls=_parallel_calls(), deterministic=True)
+                process, num_parallel_calls=parallel_calls(), deterministic=True)
             dataset = dataset.batch(per_replica_batch, drop_remainder=True)
             return _finish(dataset)
         dataset = examples.shard(num_pipelines, pipeline_id).map(
-            process, num_parallel_calls=_parallel_calls(), deterministic=True)
+            process, num_parallel_calls=parallel_calls(), deterministic=True)
         if self.cache:  # Evaluation preprocessing is deterministic: keep its output.
             dataset = dataset.cache()
         if self.mask_and_pad:
@@ -259,7 +259,7 @@ def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     training iterator ended short runs here with a 13-54 s wait in 3 of 6 runs (gdb: the main
     thread in ~RootDataset::Iterator, the model thread in Model::OptimizeLoop). With it off here,
     2 of 14 runs still waited (13 s, 55 s): tf.distribute's per-device dataset is a second root
-    whose autotuning no option reaches. The maps run on every core (`_parallel_calls`), and
+    whose autotuning no option reaches. The maps run on every core (`parallel_calls`), and
     prefetch still sizes its own buffer.
     """
     options = tf.data.Options()
@@ -268,7 +268,7 @@ def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def _parallel_calls() -> int:
+def parallel_calls() -> int:
     """Parallel preprocessing calls of a pipeline: the cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

@@ -21,7 +21,7 @@ from typing import Any
 import tensorflow as tf
 
 from uncertainty_baselines.datasets import get, get_class
-from uncertainty_baselines.datasets.base import BaseDataset, Example, TfdsDataset
+from uncertainty_baselines.datasets.base import BaseDataset, Example, TfdsDataset, parallel_calls
 from uncertainty_baselines.datasets.images import ImageDataset, convert_image, decode_image
 
 OOD_LABEL = -1
@@ -59,10 +59,10 @@ class OodDataset(BaseDataset):
         return {"test": num_in + self.out_of_distribution.num_examples}
 
     def _read(self, split: str, start: int, stop: int) -> tf.data.Dataset:
-        examples = _raw(self.out_of_distribution).map(self._ood_example, num_parallel_calls=tf.data.AUTOTUNE)
+        examples = _raw(self.out_of_distribution).map(self._ood_example, num_parallel_calls=parallel_calls())
         if self.include_in_distribution:
             examples = _raw(self.in_distribution).map(
-                self._in_distribution_example, num_parallel_calls=tf.data.AUTOTUNE).concatenate(examples)
+                self._in_distribution_example, num_parallel_calls=parallel_calls()).concatenate(examples)
         return examples.skip(start).take(stop - start)
 
     def _in_distribution_example(self, example: Example) -> Example:

@@ -52,7 +52,8 @@ def eval_batches(dataset: ub_datasets.BaseDataset, batch_size: int) -> Iterator[
 @dataclasses.dataclass
 class ImageData:
     """The datasets of a run (not yet read): the training split, the clean test split, the
-    OOD sets (in-distribution test + OOD examples) and the corrupted test sets."""
+    OOD sets (their OOD examples only; the test set is their in-distribution half) and the
+    corrupted test sets."""
     train: ub_datasets.BaseDataset
     test: ub_datasets.BaseDataset
     ood: dict[str, ub_datasets.BaseDataset]

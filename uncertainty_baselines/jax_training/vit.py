@@ -32,9 +32,9 @@ Initializer = Callable[..., jax.Array]
 def sign_initializer(random_sign_init: float) -> Initializer:
     """Fast-weight initialiser of the reference (edward2): for p > 0 a random sign vector,
     +1 with probability p; for p < 0 a Gaussian with mean 1 and standard deviation -p."""
-    if random_sign_init == 0:
-        raise ValueError("random_sign_init must be non-zero (> 0: P(+1) of random signs, "
-                         "< 0: minus the stddev of a Gaussian around 1)")
+    if random_sign_init == 0 or random_sign_init > 1:
+        raise ValueError(f"random_sign_init must be non-zero and at most 1, got {random_sign_init} (> 0: "
+                         "P(+1) of random signs, < 0: minus the stddev of a Gaussian around 1)")
 
     def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
         if random_sign_init > 0:
@@ -221,6 +221,7 @@ def model_errors(model_config: dict[str, Any], image_shape: Sequence[int] | None
     bad_layers = [i for i in get("be_layers", ()) if not 0 <= i < depth]
     if bad_layers:
         errors.append(f"model.be_layers {bad_layers} are not encoder layers 0..{depth - 1}")
-    if ens_size > 1 and get("random_sign_init", 0.5) == 0:
-        errors.append("model.random_sign_init must be non-zero")
+    sign_init = get("random_sign_init", 0.5)
+    if ens_size > 1 and (sign_init == 0 or sign_init > 1):
+        errors.append(f"model.random_sign_init must be non-zero and at most 1 (P(+1)), got {sign_init}")
     return errors

@@ -81,11 +81,13 @@ class _BatchEnsembleBase(keras.layers.Layer):
                  fast_weight_initializer: InitializerLike = None,
                  kernel_regularizer: RegularizerLike = None,
                  bias_regularizer: RegularizerLike = None,
-                 fast_weight_regularizer: RegularizerLike = None, seed: int = 0, **kwargs):
+                 fast_weight_regularizer: RegularizerLike = None, seed: int = 0,
+                 random_sign_init: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}.")
         self.ensemble_size, self.use_bias, self.seed = ensemble_size, use_bias, seed
+        self.random_sign_init = float(random_sign_init)  # P(+1) of the default fast-weight init.
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = check_initializer(kernel_initializer)
         self.fast_weight_initializer = check_initializer(fast_weight_initializer)
@@ -96,7 +98,8 @@ class _BatchEnsembleBase(keras.layers.Layer):
     def _build_member_weights(self, in_features: int, out_features: int) -> None:
         """alpha [M, in], gamma [M, out] and bias [M, out] (or None)."""
         alpha_init = resolve_initializer(self.fast_weight_initializer,
-                                         lambda s: RandomSign(seed=s), derived_seed(self.seed, 1))
+                                         lambda s: RandomSign(seed=s, positive_probability=self.random_sign_init),
+                                         derived_seed(self.seed, 1))
         m = self.ensemble_size
         self.alpha = self.add_weight(shape=(m, in_features), name="alpha",
                                      initializer=alpha_init,
@@ -137,7 +140,7 @@ class _BatchEnsembleBase(keras.layers.Layer):
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "fast_weight_regularizer":
                     keras.regularizers.serialize(self.fast_weight_regularizer),
-                "seed": self.seed}
+                "seed": self.seed, "random_sign_init": self.random_sign_init}
 
 
 @keras.saving.register_keras_serializable(package="ub")
@@ -147,7 +150,7 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
 
     Inputs [M*B, ..., D] (member-major tiled, see the module docstring) -> [M*B, ...,
     units]. Initialisers given by name or left None (Glorot-uniform kernel, random-sign fast
-    weights) are seeded from ``seed``; initialiser objects are used as given (the output
+    weights, positive with probability ``random_sign_init``) are seeded from ``seed``; initialiser objects are used as given (the output
     fast weights take an independent draw of the same initialiser). Regularisers are
     Keras loss terms on the kernel, the member biases and both fast weights.
     """

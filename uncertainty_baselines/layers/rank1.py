@@ -18,8 +18,8 @@ factors; the ELBO adds ``rank1_kl(model)`` divided by the number of training
 examples (and annealed).
 
 Arguments of both layers: factor locations start from ``loc_initializer`` (None: random
-signs, +1 or -1 with probability 1/2, the reference's random_sign_init 0.5; alpha and gamma
-take independent draws) and scales at ``init_stddev`` (default: the reference's, below);
+signs, +1 with probability ``random_sign_init``, the reference's flag, default 1/2, else -1;
+alpha and gamma take independent draws) and scales at ``init_stddev`` (default: the reference's, below);
 ``prior_mean`` and ``prior_stddev`` are the prior's location and scale (reference:
 N(1, 0.1^2)). Initialisers given by name or left None are seeded from ``seed``, which also
 seeds the sampling: give every layer of a model its own. The regularisers (e.g. L2) act on
@@ -64,8 +64,9 @@ class _Rank1Base(keras.layers.Layer):
                  kernel_initializer: InitializerLike = None,
                  kernel_regularizer: RegularizerLike = None,
                  bias_regularizer: RegularizerLike = None, max_perturbation: float = 10.0,
-                 deterministic: bool = False, seed: int = 0, **kwargs):
+                 deterministic: bool = False, seed: int = 0, random_sign_init: float = 0.5, **kwargs):
         super().__init__(**kwargs)
+        self.random_sign_init = float(random_sign_init)  # P(+1) of the default location init.
         errors = [message for bad, message in [
             (ensemble_size < 1, f"ensemble_size must be >= 1, got {ensemble_size}"),
             (distribution not in DISTRIBUTIONS,
@@ -95,7 +96,7 @@ class _Rank1Base(keras.layers.Layer):
             initializer=resolve_initializer(self.kernel_initializer,
                                             self.default_kernel_initializer, self.seed),
             regularizer=self.kernel_regularizer)
-        loc_init = resolve_initializer(self.loc_initializer, lambda s: RandomSign(0.0, seed=s),
+        loc_init = resolve_initializer(self.loc_initializer, lambda s: RandomSign(0.0, seed=s, positive_probability=self.random_sign_init),
                                        derived_seed(self.seed, 1))
         rho_init = keras.initializers.Constant(inverse_softplus(self.init_stddev))
         m, (fan_in, fan_out) = self.ensemble_size, kernel_shape[-2:]
@@ -167,7 +168,8 @@ class _Rank1Base(keras.layers.Layer):
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "max_perturbation": self.max_perturbation,
-                "deterministic": self.deterministic, "seed": self.seed}
+                "deterministic": self.deterministic, "seed": self.seed,
+                "random_sign_init": self.random_sign_init}
 
 
 @keras.saving.register_keras_serializable(package="ub")

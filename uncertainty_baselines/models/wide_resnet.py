@@ -21,8 +21,6 @@ from uncertainty_baselines.layers import (Conv2DBatchEnsemble, Conv2DFlipout, Co
                                           DenseBatchEnsemble, DenseFlipout, DenseRank1,
                                           HeteroscedasticSoftmax, MCDropout, MeanFieldGaussianProcess,
                                           SpectralNormConv2D)
-from uncertainty_baselines.layers.batchensemble import RandomSign
-from uncertainty_baselines.layers.common import derived_seed
 from uncertainty_baselines.layers.rank1 import REFERENCE_INIT_STDDEV
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
@@ -151,12 +149,6 @@ def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: i
                        head=member_head(ensemble_size))
 
 
-def random_signs(layer_seed: int, spread: float, positive_probability: float) -> RandomSign:
-    """The random-sign initialiser a BatchEnsemble or rank-1 layer seeded `layer_seed` draws
-    by default (same seed, so 1/2 reproduces it), with P(+1) = `positive_probability`."""
-    return RandomSign(spread, seed=derived_seed(layer_seed, 1), positive_probability=positive_probability)
-
-
 def batchensemble_factories(ensemble_size: int, seed: int, random_sign_init: float = 0.5
                             ) -> tuple[ConvFactory, HeadFactory]:
     """Conv and head factories of BatchEnsemble layers: the shared kernels take the WRN's
@@ -164,9 +156,8 @@ def batchensemble_factories(ensemble_size: int, seed: int, random_sign_init: flo
     seeds from (`seed`, layer)."""
     rng = np.random.default_rng([seed, 2])
 
-    def seeds() -> dict[str, Any]:  # A layer's seed and its fast weights' initialiser.
-        s = int(rng.integers(2**31 - 1))
-        return {"seed": s, "fast_weight_initializer": random_signs(s, 0.5, random_sign_init)}
+    def seeds() -> dict[str, Any]:  # A layer's seed and its fast weights' sign probability.
+        return {"seed": int(rng.integers(2**31 - 1)), "random_sign_init": random_sign_init}
 
     def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
              padding: str = "same") -> Conv2DBatchEnsemble:
@@ -229,9 +220,8 @@ def rank1_factories(ensemble_size: int, seed: int, random_sign_init: float = 0.5
     layer)."""
     next_seed = layer_seeds(seed, 3)
 
-    def seeds() -> dict[str, Any]:  # A layer's seed and its factor locations' initialiser.
-        s = next_seed()
-        return {"seed": s, "loc_initializer": random_signs(s, 0.0, random_sign_init)}
+    def seeds() -> dict[str, Any]:  # A layer's seed and its factor locations' sign probability.
+        return {"seed": next_seed(), "random_sign_init": random_sign_init}
 
     def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
              padding: str = "same") -> Conv2DRank1:
