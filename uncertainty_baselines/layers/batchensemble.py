@@ -65,8 +65,8 @@ class RandomSign(keras.initializers.Initializer):
 
 def random_sign_initializer(spread: float = 0.5, seed: int | None = None,
                             positive_probability: float = 0.5) -> RandomSign:
-    """The default BatchEnsemble fast-weight initialiser: random sign, magnitude
-    1 +/- spread (see ``RandomSign``)."""
+    """The default BatchEnsemble fast-weight initialiser: random sign (+1 with probability
+    `positive_probability`), magnitude 1 +/- spread (see ``RandomSign``)."""
     return RandomSign(spread=spread, seed=seed, positive_probability=positive_probability)
 
 
@@ -150,8 +150,9 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
 
     Inputs [M*B, ..., D] (member-major tiled, see the module docstring) -> [M*B, ...,
     units]. Initialisers given by name or left None (Glorot-uniform kernel, random-sign fast
-    weights, positive with probability ``random_sign_init``) are seeded from ``seed``; initialiser objects are used as given (the output
-    fast weights take an independent draw of the same initialiser). Regularisers are
+    weights, positive with probability ``random_sign_init``) are seeded from ``seed``;
+    initialiser objects are used as given (the output fast weights take an independent draw
+    of the same initialiser). Regularisers are
     Keras loss terms on the kernel, the member biases and both fast weights.
     """
 

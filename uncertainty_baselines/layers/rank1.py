@@ -18,10 +18,10 @@ factors; the ELBO adds ``rank1_kl(model)`` divided by the number of training
 examples (and annealed).
 
 Arguments of both layers: factor locations start from ``loc_initializer`` (None: random
-signs, +1 with probability ``random_sign_init``, the reference's flag, default 1/2, else -1;
-alpha and gamma take independent draws) and scales at ``init_stddev`` (default: the reference's, below);
-``prior_mean`` and ``prior_stddev`` are the prior's location and scale (reference:
-N(1, 0.1^2)). Initialisers given by name or left None are seeded from ``seed``, which also
+signs, +1 with probability ``random_sign_init`` (the reference's flag; default 1/2), else -1;
+alpha and gamma take independent draws) and scales at ``init_stddev`` (default: the
+reference's, below); ``prior_mean`` and ``prior_stddev`` are the prior's location and scale
+(reference: N(1, 0.1^2)). Initialisers given by name or left None are seeded from ``seed``, which also
 seeds the sampling: give every layer of a model its own. The regularisers (e.g. L2) act on
 the shared kernel and the member biases; the factors are regularised by the KL term. With
 one member, unit factor locations and ``deterministic=True`` a layer is the plain keras
@@ -96,8 +96,9 @@ class _Rank1Base(keras.layers.Layer):
             initializer=resolve_initializer(self.kernel_initializer,
                                             self.default_kernel_initializer, self.seed),
             regularizer=self.kernel_regularizer)
-        loc_init = resolve_initializer(self.loc_initializer, lambda s: RandomSign(0.0, seed=s, positive_probability=self.random_sign_init),
-                                       derived_seed(self.seed, 1))
+        loc_init = resolve_initializer(
+            self.loc_initializer, lambda s: RandomSign(0.0, seed=s, positive_probability=self.random_sign_init),
+            derived_seed(self.seed, 1))
         rho_init = keras.initializers.Constant(inverse_softplus(self.init_stddev))
         m, (fan_in, fan_out) = self.ensemble_size, kernel_shape[-2:]
         self.alpha_loc = self.add_weight(shape=(m, fan_in), name="alpha_loc",
