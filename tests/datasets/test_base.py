@@ -330,6 +330,17 @@ def test_training_on_an_empty_split_is_an_error_not_an_endless_loop():
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_pipelines_run_without_tf_data_autotuning(split):
     """Deleting an autotuned iterator waits for autotuning's thread (up to 60 s in TF 2.21):
-    every pipeline has it off, deterministic order on."""
-    options = ArrayDataset(split).load(batch_size=2).options()
-    assert options.autotune.enabled is False and options.deterministic is True
+    every pipeline has it off, deterministic order on; a one-CPU strategy gets the pipeline
+    itself, not tf.distribute's per-device dataset, which would autotune again."""
+    one_cpu = ArrayDataset(split).load(batch_size=2, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    for dataset in (ArrayDataset(split).load(batch_size=2), one_cpu):
+        assert isinstance(dataset, tf.data.Dataset)
+        assert dataset.options().autotune.enabled is False and dataset.options().deterministic is True
+
+
+def test_a_one_cpu_strategy_reads_the_batches_of_no_strategy():
+    plain = batches(ArrayDataset("train", seed=3).load(batch_size=4), take=5)
+    one_cpu = batches(ArrayDataset("train", seed=3).load(batch_size=4, strategy=tf.distribute.OneDeviceStrategy(
+        "/cpu:0")), take=5)
+    for a, b in zip(plain, one_cpu, strict=True):
+        np.testing.assert_array_equal(a["features"], b["features"])
