@@ -156,19 +156,21 @@ def batchensemble_factories(ensemble_size: int, seed: int, random_sign_init: flo
     seeds from (`seed`, layer)."""
     rng = np.random.default_rng([seed, 2])
 
-    def seeds() -> dict[str, Any]:  # A layer's seed and its fast weights' sign probability.
-        return {"seed": int(rng.integers(2**31 - 1)), "random_sign_init": random_sign_init}
+    def next_seed() -> int:
+        return int(rng.integers(2**31 - 1))
 
     def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
              padding: str = "same") -> Conv2DBatchEnsemble:
         return Conv2DBatchEnsemble(filters, kernel_size, ensemble_size, strides=strides, padding=padding,
                                    use_bias=False, kernel_initializer=init(),
-                                   kernel_regularizer=l2_regularizer(l2), **seeds())
+                                   kernel_regularizer=l2_regularizer(l2), seed=next_seed(),
+                                   random_sign_init=random_sign_init)
 
     def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseBatchEnsemble:
         return DenseBatchEnsemble(num_classes, ensemble_size, kernel_initializer=init(),
                                   kernel_regularizer=l2_regularizer(kernel_l2),
-                                  bias_regularizer=l2_regularizer(bias_l2), **seeds())
+                                  bias_regularizer=l2_regularizer(bias_l2), seed=next_seed(),
+                                  random_sign_init=random_sign_init)
     return conv, head
 
 
@@ -212,27 +214,22 @@ def layer_seeds(seed: int, stream: int) -> Callable[[], int]:
     return lambda: int(rng.integers(2**31 - 1))
 
 
-def rank1_factories(ensemble_size: int, seed: int, random_sign_init: float = 0.5,
-                    **factor_args: Any) -> tuple[ConvFactory, HeadFactory]:
+def rank1_factories(ensemble_size: int, seed: int, **factor_args: Any) -> tuple[ConvFactory, HeadFactory]:
     """Conv and head factories of rank-1 Bayesian layers (`factor_args`: their distribution,
-    prior and init arguments): the shared kernels take the WRN's initialiser stream, the
-    factors' sign init (P(+1) = `random_sign_init`) and sampling their own seeds from (`seed`,
-    layer)."""
+    prior, init and sign-init arguments): the shared kernels take the WRN's initialiser
+    stream, the factors' sign init and sampling their own seeds from (`seed`, layer)."""
     next_seed = layer_seeds(seed, 3)
-
-    def seeds() -> dict[str, Any]:  # A layer's seed and its factor locations' sign probability.
-        return {"seed": next_seed(), "random_sign_init": random_sign_init}
 
     def conv(filters: int, kernel_size: int, strides: int, l2: float, init: Init,
              padding: str = "same") -> Conv2DRank1:
         return Conv2DRank1(filters, kernel_size, ensemble_size, strides=strides, padding=padding,
                            use_bias=False, kernel_initializer=init(), kernel_regularizer=l2_regularizer(l2),
-                           **seeds(), **factor_args)
+                           seed=next_seed(), **factor_args)
 
     def head(num_classes: int, kernel_l2: float, bias_l2: float, init: Init) -> DenseRank1:
         return DenseRank1(num_classes, ensemble_size, kernel_initializer=init(),
                           kernel_regularizer=l2_regularizer(kernel_l2), bias_regularizer=l2_regularizer(bias_l2),
-                          **seeds(), **factor_args)
+                          seed=next_seed(), **factor_args)
     return conv, head
 
 
@@ -253,8 +250,9 @@ def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: 
     """
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-    conv, head = rank1_factories(ensemble_size, seed, random_sign_init, distribution=distribution,
-                                 prior_mean=prior_mean, prior_stddev=prior_stddev, init_stddev=init_stddev)
+    conv, head = rank1_factories(ensemble_size, seed, distribution=distribution, prior_mean=prior_mean,
+                                 prior_stddev=prior_stddev, init_stddev=init_stddev,
+                                 random_sign_init=random_sign_init)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
                           l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
     return tiled_members(members, ensemble_size, "rank1")
