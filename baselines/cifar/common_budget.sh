@@ -1,6 +1,6 @@
 #!/bin/bash
 # Every row of the CIFAR-10 methods table in README.md at the common budget: WRN-16-2,
-# 4 epochs, global batch 128, cosine schedule (200-step warm-up to LR 0.1, cosine to zero),
+# 4 epochs, global batch 128, cosine schedule (200-step warm-up to LR 0.2, cosine to zero),
 # Glorot init, L2 5e-4 on the kernels, seed 42 (ensemble members 42-45); the methods' own
 # hyperparameters at their reference defaults. One row at a time under a lock; a killed row
 # resumes from its last checkpoint when this script runs again, finished rows are skipped.
@@ -14,7 +14,7 @@ RUNS=${RUNS:-runs/table}
 LOCK=${LOCK:-/tmp/heavy.lock}
 mkdir -p "$RUNS"
 COMMON="--dataset=cifar10 --data_dir=$DATA_DIR --depth=16 --width=2 --train_epochs=4 --batch_size=128
-  --lr_schedule=cosine --lr_warmup_epochs=0.5128 --initializer=glorot_uniform --l2=5e-4 --base_learning_rate=0.1"
+  --lr_schedule=cosine --lr_warmup_epochs=0.5128 --initializer=glorot_uniform --l2=5e-4 --base_learning_rate=0.2"
 EVAL="--eval_on_ood --ood_dataset=mnist --corruptions_interval=4 --severities=3"
 
 row() {  # row NAME SCRIPT ARGS...: one run, skipped when its run.json exists.
