@@ -86,8 +86,12 @@ def test_sigkill_at_random_points_then_restart_gives_the_same_metrics(reference_
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     earlier_wall_s = checkpoint.load(checkpoint.list_checkpoints(ckpts)[-1]).state["wall_time_s"]
+    recorded = json.loads((out_dir / "flags.json").read_text())
+    del recorded["l2_scope"]  # As a run started before the flag existed: resumes at its default.
+    (out_dir / "flags.json").write_text(json.dumps(recorded))
     _, out = run([], cifar_data_dir, out_dir)
     assert "resumed from" in out
+    assert json.loads((out_dir / "flags.json").read_text())["l2_scope"] == "all"
     ref = json.loads((ref_dir / "run.json").read_text())
     got = json.loads((out_dir / "run.json").read_text())
     assert earlier_wall_s > 0 and got["wall_time_s"] > earlier_wall_s  # summed over restarts

@@ -55,6 +55,20 @@ def test_output_dir_new_then_resume_then_refuse(tmp_path):
     assert json.loads((d / "flags.json").read_text())["lr"] == 0.2
 
 
+def test_output_dir_resumes_a_run_older_than_a_flag_at_its_default(tmp_path):
+    d = tmp_path / "run"
+    output_dir.prepare_output_dir(d, {"lr": 0.1})  # Started before --signs existed.
+    defaults = {"signs": 0.5, "unused": 1}
+    with pytest.raises(ValueError, match=r"signs: 0.5 -> 1.0"):  # Made at the default.
+        output_dir.prepare_output_dir(d, {"lr": 0.1, "signs": 1.0}, defaults=defaults)
+    assert output_dir.prepare_output_dir(d, {"lr": 0.1, "signs": 0.5}, defaults=defaults) is True
+    assert json.loads((d / "flags.json").read_text()) == {"lr": 0.1, "signs": 0.5}
+    other = tmp_path / "other"
+    output_dir.prepare_output_dir(other, {"lr": 0.1})
+    with pytest.raises(ValueError, match=r"signs: '<unset>' -> 0.5"):  # Without its default: refused.
+        output_dir.prepare_output_dir(other, {"lr": 0.1, "signs": 0.5})
+
+
 def test_output_dir_refuses_foreign_non_empty_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty"):

@@ -1,10 +1,16 @@
 """Which run directories an ensemble may train as its members: a started member keeps what
 it evaluates (its evaluation flags do not change its weights) but must share the training flags."""
+import json
 import types
+
+from absl import flags as absl_flags
 
 from image_flag_values import image_flags
 from uncertainty_baselines.runs import output_dir
 from uncertainty_baselines.training import experiment, flags
+
+
+absl_flags.DEFINE_float("flag_added_later", 0.5, "A flag that members started before it existed lack.")
 
 
 def ensemble_flags(**overrides) -> types.SimpleNamespace:
@@ -36,3 +42,14 @@ def test_a_started_member_with_other_training_flags_is_named(tmp_path):
     errors = experiment.member_conflicts(ensemble_flags(), [tmp_path / "seed0", started])
     assert len(errors) == 1 and f"ensemble member {started} was started with other flags" in errors[0]
     assert "train_epochs: 3 -> 2" in errors[0]
+
+
+def test_a_member_older_than_a_flag_counts_as_made_at_its_default(tmp_path):
+    started = tmp_path / "seed1"
+    start_member(ensemble_flags(flag_added_later=0.5), started, 1)
+    recorded = json.loads((started / "flags.json").read_text())
+    del recorded["flag_added_later"]  # As a member trained before the flag was added.
+    (started / "flags.json").write_text(json.dumps(recorded))
+    assert experiment.member_conflicts(ensemble_flags(flag_added_later=0.5), [tmp_path / "seed0", started]) == []
+    errors = experiment.member_conflicts(ensemble_flags(flag_added_later=1.0), [tmp_path / "seed0", started])
+    assert len(errors) == 1 and "flag_added_later: 0.5 -> 1.0" in errors[0]

@@ -42,10 +42,12 @@ class Run:
 
 
 def start_run(path: str | pathlib.Path, flags: Mapping[str, Any], *, overwrite: bool = False,
-              ignore: Iterable[str] = (), fresh: bool = False, started_at: float | None = None) -> Run:
+              ignore: Iterable[str] = (), fresh: bool = False, started_at: float | None = None,
+              defaults: Mapping[str, Any] | None = None) -> Run:
     """Lock `path` and create or resume the run with `flags` there (see the module docstring).
 
-    `ignore` names flags that do not change the result and may differ on a restart.
+    `ignore` names flags that do not change the result and may differ on a restart;
+    `defaults` (flag -> default) stand in for flags added since the run started.
     `fresh` (runs that cannot resume, e.g. the UCI baselines) starts a same-flag rerun from
     scratch: the earlier run's outputs are deleted instead of resumed. `started_at` (a
     time.time(), default now) is when the process began, for the recorded wall time.
@@ -57,7 +59,7 @@ def start_run(path: str | pathlib.Path, flags: Mapping[str, Any], *, overwrite: 
     folder_lock = lock.FolderLock(path).acquire()
     try:
         resuming = output_dir.prepare_output_dir(path, flags, overwrite=overwrite, ignore=ignore,
-                                                 keep=(lock.LOCK_FILE,))
+                                                 keep=(lock.LOCK_FILE,), defaults=defaults)
         if resuming and fresh:
             output_dir.clear(path, keep=(lock.LOCK_FILE, output_dir.FLAGS_FILE))
             resuming = False

@@ -2,7 +2,9 @@
 
 A run writes its result-deciding flags to `flags.json` when it starts. Starting again in
 the same folder with the same flags resumes it; with other flags it is refused, unless the
-caller asks to overwrite, which deletes the folder's contents first.
+caller asks to overwrite, which deletes the folder's contents first. A flag added to the
+library after the run started is missing from its `flags.json`: it counts as recorded at
+its default (a new flag's default keeps the earlier behaviour), so the run still resumes.
 """
 from __future__ import annotations
 
@@ -23,13 +25,14 @@ class OutputDirError(ValueError):
 
 def prepare_output_dir(output_dir: str | os.PathLike, flags: Mapping[str, Any], *,
                        overwrite: bool = False, ignore: Iterable[str] = (),
-                       keep: Iterable[str] = ()) -> bool:
+                       keep: Iterable[str] = (), defaults: Mapping[str, Any] | None = None) -> bool:
     """Create or reuse `output_dir` for a run with `flags`; return True when resuming.
 
     `ignore` names flags that do not change the result (e.g. `output_dir`, `overwrite`,
     logging intervals) and may differ between the first start and a restart. `keep` names
     files that are not part of a run (the folder's lock): they neither make the folder
-    count as used nor are deleted by `overwrite`.
+    count as used nor are deleted by `overwrite`. `defaults` (flag -> default value) fills
+    the flags an earlier `flags.json` lacks; a run resumed that way has them recorded.
     Raises OutputDirError naming the differing flags when the folder holds another run and
     `overwrite` is False.
     """
@@ -38,8 +41,11 @@ def prepare_output_dir(output_dir: str | os.PathLike, flags: Mapping[str, Any], 
     wanted = _json_round_trip({k: v for k, v in flags.items() if k not in ignored})
     flags_path = path / FLAGS_FILE
     if flags_path.is_file():
-        recorded = json.loads(flags_path.read_text())
+        original = json.loads(flags_path.read_text())
+        recorded = with_defaults(original, wanted, defaults or {})
         if recorded == wanted:
+            if recorded != original:
+                write_json_atomic(flags_path, wanted)
             return True
         if not overwrite:
             raise OutputDirError(
@@ -66,6 +72,14 @@ def clear(path: str | os.PathLike, keep: Iterable[str] = ()) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+def with_defaults(recorded: Mapping[str, Any], wanted: Mapping[str, Any],
+                  defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """`recorded` flags plus, for each flag of `wanted` they lack, its value in `defaults`
+    (JSON-round-tripped as `wanted` is), where it has one."""
+    added = {k: defaults[k] for k in wanted if k not in recorded and k in defaults}
+    return {**recorded, **_json_round_trip(added)}
 
 
 def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

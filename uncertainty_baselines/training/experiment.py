@@ -408,7 +408,8 @@ def run_baseline(config: Any, method: method_lib.Method, task: Task | None = Non
         distribution.barrier(strategy)
         return metrics
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
-                              ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
+                              ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at,
+                              defaults=ub_flags.flag_defaults(vars(config)))
     logging.info("%s %s (%s) on %d replica(s)", "resuming" if run.resuming else "starting",
                  config.output_dir, method.name, strategy.num_replicas_in_sync)
     if config.eval_only:
@@ -502,7 +503,8 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
     strategy, data = set_up(config, method, task)
     members = load_members(run_dirs, strategy, dataset=config.dataset)
     run = lifecycle.start_run(config.output_dir, dict(sorted(vars(config).items())), overwrite=config.overwrite,
-                              ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at)
+                              ignore=ub_flags.RESULT_NEUTRAL_FLAGS, started_at=started_at,
+                              defaults=ub_flags.flag_defaults(vars(config)))
     recorder = evaluation.CurveRecorder(data.num_classes, method.ood_scores)
     saver = evaluation.PredictionsSaver(predictions_dir(config))
     metrics = evaluate_members(members, strategy=strategy, data=data, ood_score_kinds=method.ood_scores,
@@ -548,7 +550,8 @@ def member_conflicts(config: Any, run_dirs: Sequence[str | pathlib.Path]) -> lis
         seed = wanted["seed"]
         flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
         if flags_path.is_file():
-            recorded = json.loads(flags_path.read_text())
+            recorded = output_dir_lib.with_defaults(json.loads(flags_path.read_text()), wanted,
+                                                    ub_flags.flag_defaults(wanted))
             seed = recorded.get("seed", seed)
             finished = (pathlib.Path(run_dir) / run_record.RUN_RECORD).is_file()
             ignore = {"seed", *ub_flags.RESULT_NEUTRAL_FLAGS}

@@ -186,6 +186,12 @@ def image_flag_values(values: Any, *method_flags: str) -> dict[str, Any]:
     return {name: values[name].value for name in sorted(names)}
 
 
+def flag_defaults(names: Iterable[str]) -> dict[str, Any]:
+    """Defaults of the named flags this process's script defines (absl's FLAGS), so a run
+    folder whose flags.json predates a flag can still resume (`lifecycle.start_run`)."""
+    return {name: flags.FLAGS[name].default for name in names if name in flags.FLAGS}
+
+
 def image_config(values: Any, method_flags: Sequence[str] = ()) -> types.SimpleNamespace:
     """The common and method flags of absl `values` as a plain namespace (what the library takes)."""
     return types.SimpleNamespace(**image_flag_values(values, *method_flags))

@@ -17,6 +17,7 @@ from absl import flags
 
 from uncertainty_baselines.datasets import uci
 from uncertainty_baselines.runs import lifecycle
+from uncertainty_baselines.training import flags as ub_flags
 from uncertainty_baselines.training import stacked, uci_protocol
 
 
@@ -144,5 +145,6 @@ def start(values: Mapping[str, Any]) -> UCIRun:
     split_indices = parse_splits(values["split"], settings.n_splits)
     splits = uci.load_splits(dataset, data_dir, split_indices, values["validation_percent"])
     run = lifecycle.start_run(values["output_dir"], values, overwrite=values["overwrite"],
-                              ignore=("output_dir", "overwrite"), fresh=True)
+                              ignore=("output_dir", "overwrite"), fresh=True,
+                              defaults=ub_flags.flag_defaults(values))
     return UCIRun(run, dict(values), chosen, settings, split_indices, splits)
