@@ -53,3 +53,15 @@ def test_a_member_older_than_a_flag_counts_as_made_at_its_default(tmp_path):
     assert experiment.member_conflicts(ensemble_flags(flag_added_later=0.5), [tmp_path / "seed0", started]) == []
     errors = experiment.member_conflicts(ensemble_flags(flag_added_later=1.0), [tmp_path / "seed0", started])
     assert len(errors) == 1 and "flag_added_later: 0.5 -> 1.0" in errors[0]
+
+
+def test_a_member_older_than_an_evaluation_flag_keeps_its_default(tmp_path, monkeypatch):
+    started = tmp_path / "seed1"
+    start_member(ensemble_flags(severities=["1", "2", "3"]), started, 1)
+    recorded = json.loads((started / "flags.json").read_text())
+    del recorded["severities"]  # As a member started before --severities existed.
+    (started / "flags.json").write_text(json.dumps(recorded))
+    monkeypatch.setattr(flags, "flag_defaults", lambda names: {"severities": ["1", "2", "3"]})
+    config = ensemble_flags(severities=["2"])
+    assert experiment.member_config(config, started, 1).severities == ["1", "2", "3"]  # Its own, by default.
+    assert experiment.member_conflicts(config, [tmp_path / "seed0", started]) == []

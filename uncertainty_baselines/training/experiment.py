@@ -534,7 +534,8 @@ def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
         values["corruption_types"] = []
     flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
     if flags_path.is_file():
-        recorded = json.loads(flags_path.read_text())
+        recorded = output_dir_lib.with_defaults(json.loads(flags_path.read_text()), values,
+                                                ub_flags.flag_defaults(values))
         values.update({k: recorded[k] for k in ub_flags.EVALUATION_FLAGS if k in recorded and k in values})
     return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index, "overwrite": False,
                            "checkpoint_dir": None})

@@ -188,7 +188,8 @@ def image_flag_values(values: Any, *method_flags: str) -> dict[str, Any]:
 
 def flag_defaults(names: Iterable[str]) -> dict[str, Any]:
     """Defaults of the named flags this process's script defines (absl's FLAGS), so a run
-    folder whose flags.json predates a flag can still resume (`lifecycle.start_run`)."""
+    folder whose flags.json predates a flag can still resume (`lifecycle.start_run`): a flag
+    added later must default to the earlier behaviour, and keep that default."""
     return {name: flags.FLAGS[name].default for name in names if name in flags.FLAGS}
 
 
