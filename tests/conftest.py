@@ -52,4 +52,15 @@ def _split_cpu_into_logical_devices(n: int = 2) -> None:
         cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
 
 
+def _run_ops_one_at_a_time() -> None:
+    """As every baseline run does (`training.loop`): in-process runs stay bitwise repeatable
+    while the other pytest worker shares the cores."""
+    try:
+        from uncertainty_baselines.training import loop
+    except ImportError:
+        return
+    loop.run_ops_one_at_a_time()
+
+
 _split_cpu_into_logical_devices(int(os.environ["UB_NUM_LOGICAL_CPUS"]))
+_run_ops_one_at_a_time()

@@ -1,4 +1,7 @@
 """Custom train step against a NumPy oracle; 2 mirrored replicas vs 1 device; masked prediction."""
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -122,3 +125,15 @@ def test_split_cpu_is_a_no_op_when_enough_devices_and_explains_when_too_late():
         distribution.split_cpu(3)
     with pytest.raises(ValueError, match="num_devices must be >= 1"):
         distribution.split_cpu(0)
+
+
+def test_ops_run_one_at_a_time_in_runs_and_in_this_test_process():
+    # conftest.py set it before TensorFlow started; now the runtime has started it stays.
+    assert tf.config.threading.get_inter_op_parallelism_threads() == 1
+    assert loop.run_ops_one_at_a_time()
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import tensorflow as tf; from uncertainty_baselines.training import loop; "
+         "print(tf.config.threading.get_inter_op_parallelism_threads(), loop.run_ops_one_at_a_time(), "
+         "tf.config.threading.get_inter_op_parallelism_threads())"],
+        check=True, capture_output=True, text=True).stdout.split()
+    assert fresh == ["0", "True", "1"]

@@ -452,6 +452,9 @@ def set_up(config: Any, method: method_lib.Method, task: Task | None = None
     data (of `task`, default `IMAGE_TASK`)."""
     task = task or IMAGE_TASK
     task.validate(config, method.validate(config))
+    if not loop.run_ops_one_at_a_time():
+        logging.warning("TensorFlow started before the run: its ops may run side by side, so the run "
+                        "may not be bitwise repeatable when other processes share the cores")
     if config.strategy == "mirrored" and config.num_cores:
         distribution.split_cpu(config.num_cores)  # No-op with GPUs; else N logical CPUs.
     # Before any TF op: a multi-worker strategy configures collectives at TF's start-up.

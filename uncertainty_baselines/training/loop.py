@@ -19,6 +19,23 @@ from uncertainty_baselines.training import method as method_lib
 TrainFn = Callable[[Iterator, int], dict[str, Any]]
 
 
+def run_ops_one_at_a_time() -> bool:
+    """Have TensorFlow run one op at a time (inter-op threads = 1), each on every intra-op
+    thread, so a run stays bitwise repeatable when other processes share the cores.
+
+    With ops running side by side, the gradients of a WRN-16-2 step on a fixed batch
+    differed in their last bits between identical calls in 18 of 20 tries on 2 cores shared
+    with a training (op determinism on), and in none of 20 with one op at a time, at the
+    same step time within noise (bench/determinism_bench.py). Takes effect only before TF
+    starts its runtime; returns whether inter-op threads are 1 now.
+    """
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # The runtime has started (e.g. in a test process): too late to change.
+        pass
+    return tf.config.threading.get_inter_op_parallelism_threads() == 1
+
+
 def enable_determinism(seed: int) -> None:
     """Seed Python, NumPy, TF and Keras and make TF ops deterministic, for bitwise-repeatable runs."""
     keras.utils.set_random_seed(seed)
