@@ -18,7 +18,7 @@ from absl import flags
 from uncertainty_baselines.datasets import uci
 from uncertainty_baselines.runs import lifecycle
 from uncertainty_baselines.training import flags as ub_flags
-from uncertainty_baselines.training import stacked, uci_protocol
+from uncertainty_baselines.training import loop, stacked, uci_protocol
 
 
 def define_uci_flags(epoch_candidates: Sequence[int] = uci_protocol.EPOCH_CANDIDATES) -> None:
@@ -139,6 +139,7 @@ def start(values: Mapping[str, Any]) -> UCIRun:
     """Checks the backend and the data flags and loads the splits, then starts the run in
     --output_dir (locked; a same-flag rerun starts afresh), so bad input writes nothing."""
     stacked.require_tensorflow_backend()
+    loop.run_ops_one_at_a_time()
     chosen = selection(values)
     dataset, data_dir = values["dataset"], values["data_dir"]
     settings = uci.read_settings(dataset, data_dir)
