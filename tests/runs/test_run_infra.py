@@ -63,6 +63,8 @@ def test_output_dir_resumes_a_run_older_than_a_flag_at_its_default(tmp_path):
         output_dir.prepare_output_dir(d, {"lr": 0.1, "signs": 1.0}, defaults=defaults)
     assert output_dir.prepare_output_dir(d, {"lr": 0.1, "signs": 0.5}, defaults=defaults) is True
     assert json.loads((d / "flags.json").read_text()) == {"lr": 0.1, "signs": 0.5}
+    # A flag recorded before it was declared result-neutral does not block a resume either.
+    assert output_dir.prepare_output_dir(d, {"lr": 0.1, "signs": 1.0}, ignore=["signs"]) is True
     other = tmp_path / "other"
     output_dir.prepare_output_dir(other, {"lr": 0.1})
     with pytest.raises(ValueError, match=r"signs: '<unset>' -> 0.5"):  # Without its default: refused.

@@ -42,7 +42,7 @@ def prepare_output_dir(output_dir: str | os.PathLike, flags: Mapping[str, Any], 
     flags_path = path / FLAGS_FILE
     if flags_path.is_file():
         original = json.loads(flags_path.read_text())
-        recorded = with_defaults(original, wanted, defaults or {})
+        recorded = with_defaults({k: v for k, v in original.items() if k not in ignored}, wanted, defaults or {})
         if recorded == wanted:
             if recorded != original:
                 write_json_atomic(flags_path, wanted)
