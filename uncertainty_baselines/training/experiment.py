@@ -524,6 +524,15 @@ def run_ensemble_of_runs(config: Any, method: method_lib.Method, task: Task | No
     return metrics
 
 
+def recorded_flags(run_dir: str | pathlib.Path, wanted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The flags a started run in `run_dir` recorded (None when it has none), with the flags of
+    `wanted` it predates filled in at their defaults (`output_dir.with_defaults`)."""
+    flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
+    if not flags_path.is_file():
+        return None
+    return output_dir_lib.with_defaults(json.loads(flags_path.read_text()), wanted, ub_flags.flag_defaults(wanted))
+
+
 def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
     """The flags of ensemble member `index` as its own script takes them: the ensemble's
     flags without the ensemble-only ones, its run directory and seed `config.seed + index`
@@ -535,10 +544,8 @@ def member_config(config: Any, run_dir: str | pathlib.Path, index: int) -> Any:
     values = {k: v for k, v in vars(config).items() if k not in ensemble_only}
     if "corruption_types" in values and not values.get("corruptions_interval"):
         values["corruption_types"] = []
-    flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
-    if flags_path.is_file():
-        recorded = output_dir_lib.with_defaults(json.loads(flags_path.read_text()), values,
-                                                ub_flags.flag_defaults(values))
+    recorded = recorded_flags(run_dir, values)
+    if recorded is not None:
         values.update({k: recorded[k] for k in ub_flags.EVALUATION_FLAGS if k in recorded and k in values})
     return type(config)(**{**values, "output_dir": str(run_dir), "seed": config.seed + index, "overwrite": False,
                            "checkpoint_dir": None})
@@ -552,10 +559,8 @@ def member_conflicts(config: Any, run_dirs: Sequence[str | pathlib.Path]) -> lis
     for i, run_dir in enumerate(run_dirs):
         wanted = vars(member_config(config, run_dir, i))
         seed = wanted["seed"]
-        flags_path = pathlib.Path(run_dir) / output_dir_lib.FLAGS_FILE
-        if flags_path.is_file():
-            recorded = output_dir_lib.with_defaults(json.loads(flags_path.read_text()), wanted,
-                                                    ub_flags.flag_defaults(wanted))
+        recorded = recorded_flags(run_dir, wanted)
+        if recorded is not None:
             seed = recorded.get("seed", seed)
             finished = (pathlib.Path(run_dir) / run_record.RUN_RECORD).is_file()
             ignore = {"seed", *ub_flags.RESULT_NEUTRAL_FLAGS}
