@@ -34,6 +34,8 @@ row dropout dropout $COMMON --l2_scope=kernels --seed=42 $EVAL
 row mimo mimo $COMMON --l2_scope=kernels --seed=42 $EVAL
 row batchensemble batchensemble $COMMON --l2_scope=kernels --seed=42 $EVAL
 row sngp sngp $COMMON --l2_scope=kernels --seed=42 $EVAL
+# SNGP collapses at peak LR 0.2 (README); its row uses LR 0.1, the rate it trained at before.
+row sngp-lr0.1 sngp $COMMON --l2_scope=kernels --seed=42 $EVAL --base_learning_rate=0.1
 row heteroscedastic heteroscedastic $COMMON --l2_scope=kernels --seed=42 $EVAL
 # KL annealed over 80% of training, as the reference's 200 of 250 epochs.
 row rank1 rank1_bnn $COMMON --l2_scope=kernels --kl_annealing_epochs=3.2 --seed=42 $EVAL
