@@ -31,7 +31,7 @@ flags.DEFINE_float("prior_mean", 1.0, "Location of the factors' prior.")
 flags.DEFINE_float("prior_stddev", 0.1, "Scale of the factors' prior.")
 flags.DEFINE_float("init_stddev", REFERENCE_INIT_STDDEV, "Initial scale of the factors' posteriors.")
 flags.DEFINE_float("kl_annealing_epochs", 200, "Epochs over which the KL weight grows linearly to 1 (0: 1 at once).")
-method_flags.define_random_sign_flag("factor's location")
+method_flags.define_random_sign_flag("factor's location", 0.5)
 FLAGS = flags.FLAGS
 METHOD_FLAGS = ("ensemble_size", "distribution", "prior_mean", "prior_stddev", "init_stddev", "kl_annealing_epochs",
                 "random_sign_init")

@@ -45,4 +45,4 @@ def test_resume_from_the_first_checkpoint_is_exact(batchensemble_run, cifar_data
 def test_bad_ensemble_size_and_sign_probability_refused(cifar_data_dir, tmp_path):
     code, out = run(["--ensemble_size=0", "--random_sign_init=0"], cifar_data_dir, tmp_path / "bad", expect_ok=False)
     assert code != 0 and "--ensemble_size must be >= 1" in out and not (tmp_path / "bad").exists()
-    assert "--random_sign_init must be in (0, 1], got 0.0" in out
+    assert "--random_sign_init must be non-zero and at most 1 (> 0: the probability of +1; < 0: minus the stddev of a normal around 1), got 0.0" in out

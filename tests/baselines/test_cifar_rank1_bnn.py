@@ -52,5 +52,5 @@ def test_bad_method_flags_refused_all_at_once(cifar_data_dir, tmp_path):
     assert code != 0 and not (tmp_path / "bad").exists()
     for message in ("--ensemble_size must be >= 1", "--distribution must be one of ('normal', 'cauchy')",
                     "--prior_stddev must be > 0", "--init_stddev must be > 0", "--kl_annealing_epochs must be >= 0",
-                    "--random_sign_init must be in (0, 1], got 1.5"):
+                    "--random_sign_init must be non-zero and at most 1 (> 0: the probability of +1; < 0: minus the stddev of a normal around 1), got 1.5"):
         assert message in out, message

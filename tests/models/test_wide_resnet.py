@@ -151,10 +151,12 @@ def test_batchensemble_wrn_with_unit_fast_weights_is_the_plain_model():
                                rtol=1e-5, atol=1e-5)
     four = ub.models.get("wide_resnet_batchensemble", **kwargs, ensemble_size=4)
     out = np.asarray(four(x, training=False))
-    assert out.shape == (3, 4, 5) and not np.allclose(out[:, 0], out[:, 1])  # Random-sign members differ.
+    assert out.shape == (3, 4, 5) and not np.allclose(out[:, 0], out[:, 1])  # Members' fast weights differ.
     fast = ub.layers.fast_weights(four)  # Every conv and the head: (alpha, gamma) each.
     assert len(fast) == 2 * sum(isinstance(l, keras.layers.Conv2D) for l in plain.layers) + 2
     assert {w.path.rsplit("/", 1)[-1] for w in fast} == {"alpha", "gamma"}
+    values = np.concatenate([np.asarray(w).ravel() for w in fast])  # The reference's N(1, 0.5^2).
+    assert len(values) > 1000 and abs(values.mean() - 1) < 0.05 and abs(values.std() - 0.5) < 0.05
     extra = four.count_params() - plain.count_params()
     assert 0 < extra < 0.1 * plain.count_params()  # Rank-1 fast weights cost little.
 
@@ -167,20 +169,20 @@ WRN_10_1 = dict(input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes
     ("wide_resnet_rank1", WRN_10_1, ("alpha_loc", "gamma_loc")),
     ("resnet50_batchensemble", dict(input_shape=(32, 32, 3), num_classes=4, seed=2), ("alpha", "gamma"))])
 def test_random_sign_init_is_the_probability_that_a_fast_weight_starts_positive(name, kwargs, factors):
-    """random_sign_init 1 flips no sign, the default 0.5 about half, and the other weights stay
-    those of the default build (only the signs' threshold moves)."""
+    """random_sign_init 1 flips no sign, 0.5 about half (the rank-1 default), and the other
+    weights stay those of the 0.5 build (only the signs' threshold moves)."""
     def is_factor(w):  # Batch norm's scales are also named gamma.
         return w.path.rsplit("/", 1)[-1] in factors and "batch_normalization" not in w.path
 
-    default, unsigned = (ub.models.get(name, **kwargs, random_sign_init=p) for p in (0.5, 1.0))
-    for a, b in zip(default.weights, unsigned.weights, strict=True):
+    half, unsigned = (ub.models.get(name, **kwargs, random_sign_init=p) for p in (0.5, 1.0))
+    for a, b in zip(half.weights, unsigned.weights, strict=True):
         if is_factor(a):
             a, b = np.asarray(a), np.asarray(b)
             assert np.all(b > 0)
             np.testing.assert_array_equal(np.abs(a), b)
         else:
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    signs = np.concatenate([np.sign(np.asarray(w)).ravel() for w in default.weights if is_factor(w)])
+    signs = np.concatenate([np.sign(np.asarray(w)).ravel() for w in half.weights if is_factor(w)])
     assert len(signs) > 1000 and abs((signs < 0).mean() - 0.5) < 0.05  # s.d. < 0.016.
 
 

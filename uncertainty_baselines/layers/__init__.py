@@ -9,7 +9,7 @@ MeanFieldGaussianProcess; reset_covariances at a model's epoch start), and a Den
 stacked over ensemble members for vectorised training."""
 from uncertainty_baselines.layers.batchensemble import (Conv2DBatchEnsemble, DenseBatchEnsemble,
                                                       RandomSign, fast_weights,
-                                                      random_sign_initializer)
+                                                      random_sign_init_error, sign_initializer)
 from uncertainty_baselines.layers.dropout import MCDropout
 from uncertainty_baselines.layers.flipout import Conv2DFlipout, DenseFlipout, flipout_kl
 from uncertainty_baselines.layers.gaussian_process import (MeanFieldGaussianProcess,
@@ -27,4 +27,4 @@ __all__ = ["Conv2DBatchEnsemble", "Conv2DFlipout", "Conv2DRank1", "DenseBatchEns
            "MCDropout", "MeanFieldGaussianProcess", "OrthogonalRandomFeatures",
            "RandomFeatureGaussianProcess", "RandomSign", "SpectralNormConv2D", "SpectralNormDense",
            "StackedDense", "fast_weights", "flipout_kl", "mean_field_logits",
-           "random_sign_initializer", "rank1_kl", "reset_covariances"]
+           "random_sign_init_error", "rank1_kl", "reset_covariances", "sign_initializer"]

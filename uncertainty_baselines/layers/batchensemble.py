@@ -27,12 +27,15 @@ from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLik
                                                  next_draw, resolve_initializer,
                                                  serialize_initializer, walk)
 
+# The reference BatchEnsemble scripts' --random_sign_init: fast weights drawn from N(1, 0.5^2).
+REFERENCE_RANDOM_SIGN_INIT = -0.5
+
 
 @keras.saving.register_keras_serializable(package="ub")
 class RandomSign(keras.initializers.Initializer):
     """Random-sign initialiser for BatchEnsemble fast weights: each value is
-    sign * (1 + spread * u), sign = +1 with probability `positive_probability` (the
-    reference's random_sign_init, 1/2) and -1 otherwise, u ~ Uniform(-1, 1).
+    sign * (1 + spread * u), sign = +1 with probability `positive_probability` (a positive
+    random_sign_init of the reference) and -1 otherwise, u ~ Uniform(-1, 1).
 
     Random signs decorrelate the members from the first step; magnitudes stay in
     [1 - spread, 1 + spread] (spread < 1 keeps them away from zero). As with Keras' own
@@ -63,11 +66,24 @@ class RandomSign(keras.initializers.Initializer):
                 "seed": keras.saving.serialize_keras_object(self._init_seed)}
 
 
-def random_sign_initializer(spread: float = 0.5, seed: int | None = None,
-                            positive_probability: float = 0.5) -> RandomSign:
-    """The default BatchEnsemble fast-weight initialiser: random sign (+1 with probability
-    `positive_probability`), magnitude 1 +/- spread (see ``RandomSign``)."""
-    return RandomSign(spread=spread, seed=seed, positive_probability=positive_probability)
+def random_sign_init_error(random_sign_init: float) -> str:
+    """Why `random_sign_init` is not a valid value of the reference's flag ('' if it is)."""
+    if random_sign_init < 0 or 0 < random_sign_init <= 1:
+        return ""
+    return ("random_sign_init must be non-zero and at most 1 (> 0: the probability of +1; "
+            f"< 0: minus the stddev of a normal around 1), got {random_sign_init}")
+
+
+def sign_initializer(random_sign_init: float, seed: int | None = None,
+                     spread: float = 0.5) -> keras.initializers.Initializer:
+    """The reference's fast-weight initialiser for its flag `random_sign_init`: > 0, random
+    signs (+1 with that probability) of magnitude 1 +/- `spread` (``RandomSign``); < 0,
+    N(1, random_sign_init^2), e.g. the reference BatchEnsemble's -0.5 (2% negative)."""
+    if error := random_sign_init_error(random_sign_init):
+        raise ValueError(error)
+    if random_sign_init > 0:
+        return RandomSign(spread, seed=seed, positive_probability=random_sign_init)
+    return keras.initializers.RandomNormal(mean=1.0, stddev=-random_sign_init, seed=seed)
 
 
 class _BatchEnsembleBase(keras.layers.Layer):
@@ -82,12 +98,14 @@ class _BatchEnsembleBase(keras.layers.Layer):
                  kernel_regularizer: RegularizerLike = None,
                  bias_regularizer: RegularizerLike = None,
                  fast_weight_regularizer: RegularizerLike = None, seed: int = 0,
-                 random_sign_init: float = 0.5, **kwargs):
+                 random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT, **kwargs):
         super().__init__(**kwargs)
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}.")
+        if error := random_sign_init_error(random_sign_init):
+            raise ValueError(error)
         self.ensemble_size, self.use_bias, self.seed = ensemble_size, use_bias, seed
-        self.random_sign_init = float(random_sign_init)  # P(+1) of the default fast-weight init.
+        self.random_sign_init = float(random_sign_init)  # of the default fast-weight init.
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = check_initializer(kernel_initializer)
         self.fast_weight_initializer = check_initializer(fast_weight_initializer)
@@ -98,7 +116,7 @@ class _BatchEnsembleBase(keras.layers.Layer):
     def _build_member_weights(self, in_features: int, out_features: int) -> None:
         """alpha [M, in], gamma [M, out] and bias [M, out] (or None)."""
         alpha_init = resolve_initializer(self.fast_weight_initializer,
-                                         lambda s: RandomSign(seed=s, positive_probability=self.random_sign_init),
+                                         lambda s: sign_initializer(self.random_sign_init, s),
                                          derived_seed(self.seed, 1))
         m = self.ensemble_size
         self.alpha = self.add_weight(shape=(m, in_features), name="alpha",
@@ -149,8 +167,8 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
     activation(((x * r_m) @ W) * s_m + b_m), with one shared kernel W [D, units].
 
     Inputs [M*B, ..., D] (member-major tiled, see the module docstring) -> [M*B, ...,
-    units]. Initialisers given by name or left None (Glorot-uniform kernel, random-sign fast
-    weights, positive with probability ``random_sign_init``) are seeded from ``seed``;
+    units]. Initialisers given by name or left None (Glorot-uniform kernel, fast weights
+    from ``sign_initializer(random_sign_init)``) are seeded from ``seed``;
     initialiser objects are used as given (the output fast weights take an independent draw
     of the same initialiser). Regularisers are
     Keras loss terms on the kernel, the member biases and both fast weights.
@@ -196,8 +214,8 @@ class Conv2DBatchEnsemble(_BatchEnsembleBase):
 
     Inputs [M*B, H, W, C_in] (member-major tiled, see the module docstring). Initialisers
     given by name or left None (He-normal kernel, as the repo's convolutional models use;
-    random-sign fast weights) are seeded from ``seed``; initialiser objects are used as
-    given.
+    fast weights from ``sign_initializer(random_sign_init)``) are seeded from ``seed``;
+    initialiser objects are used as given.
     """
 
     default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))

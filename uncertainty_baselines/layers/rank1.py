@@ -17,10 +17,10 @@ rows [m*B, (m+1)*B) belong to member m. ``kl()`` is the closed-form KL(q || p) o
 factors; the ELBO adds ``rank1_kl(model)`` divided by the number of training
 examples (and annealed).
 
-Arguments of both layers: factor locations start from ``loc_initializer`` (None: random
-signs, +1 with probability ``random_sign_init`` (the reference's flag; default 1/2), else -1;
-alpha and gamma take independent draws) and scales at ``init_stddev`` (default: the
-reference's, below); ``prior_mean`` and ``prior_stddev`` are the prior's location and scale
+Arguments of both layers: factor locations start from ``loc_initializer`` (None:
+``sign_initializer(random_sign_init, spread=0)``, for the reference's default 1/2 random
+signs, +1 with that probability, else -1; alpha and gamma take independent draws) and
+scales at ``init_stddev`` (default: the reference's, below); ``prior_mean`` and ``prior_stddev`` are the prior's location and scale
 (reference: N(1, 0.1^2)). Initialisers given by name or left None are seeded from ``seed``, which also
 seeds the sampling: give every layer of a model its own. The regularisers (e.g. L2) act on
 the shared kernel and the member biases; the factors are regularised by the KL term. With
@@ -35,7 +35,7 @@ from typing import Callable
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.batchensemble import RandomSign
+from uncertainty_baselines.layers.batchensemble import random_sign_init_error, sign_initializer
 from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike, ReplicaSeedGenerator,
                                                  check_conv2d_input, check_dense_input,
                                                  check_initializer, check_member_batch,
@@ -66,7 +66,8 @@ class _Rank1Base(keras.layers.Layer):
                  bias_regularizer: RegularizerLike = None, max_perturbation: float = 10.0,
                  deterministic: bool = False, seed: int = 0, random_sign_init: float = 0.5, **kwargs):
         super().__init__(**kwargs)
-        self.random_sign_init = float(random_sign_init)  # P(+1) of the default location init.
+        self.random_sign_init = float(random_sign_init)  # of the default location init.
+        sign_error = random_sign_init_error(random_sign_init)
         errors = [message for bad, message in [
             (ensemble_size < 1, f"ensemble_size must be >= 1, got {ensemble_size}"),
             (distribution not in DISTRIBUTIONS,
@@ -74,7 +75,8 @@ class _Rank1Base(keras.layers.Layer):
             (not prior_stddev > 0, f"prior_stddev must be > 0, got {prior_stddev}"),
             (not init_stddev > 0, f"init_stddev must be > 0, got {init_stddev}"),
             (not max_perturbation > 0,
-             f"max_perturbation must be > 0, got {max_perturbation}")] if bad]
+             f"max_perturbation must be > 0, got {max_perturbation}"),
+            (bool(sign_error), sign_error)] if bad]
         if errors:
             raise ValueError("; ".join(errors) + ".")
         self.ensemble_size, self.use_bias, self.distribution = ensemble_size, use_bias, distribution
@@ -97,7 +99,7 @@ class _Rank1Base(keras.layers.Layer):
                                             self.default_kernel_initializer, self.seed),
             regularizer=self.kernel_regularizer)
         loc_init = resolve_initializer(
-            self.loc_initializer, lambda s: RandomSign(0.0, seed=s, positive_probability=self.random_sign_init),
+            self.loc_initializer, lambda s: sign_initializer(self.random_sign_init, s, spread=0.0),
             derived_seed(self.seed, 1))
         rho_init = keras.initializers.Constant(inverse_softplus(self.init_stddev))
         m, (fan_in, fan_out) = self.ensemble_size, kernel_shape[-2:]

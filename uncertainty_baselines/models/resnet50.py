@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import keras
 
+from uncertainty_baselines.layers.batchensemble import REFERENCE_RANDOM_SIGN_INIT
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, initializer_stream, l2_regularizer)
 from uncertainty_baselines.models.wide_resnet import (
@@ -85,11 +86,11 @@ def resnet50_mc_dropout(input_shape: Sequence[int] = (224, 224, 3), num_classes:
 
 def resnet50_batchensemble(input_shape: Sequence[int] = (224, 224, 3), num_classes: int = 1000,
                            l2: float = 0.0, seed: int = 0, ensemble_size: int = 4,
-                           random_sign_init: float = 0.5) -> keras.Model:
+                           random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT) -> keras.Model:
     """BatchEnsemble ResNet-50 (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K]
     out; every conv and the head are BatchEnsemble layers, batch norm shared, the batch
-    tiled M times inside (as `wide_resnet_batchensemble`, fast weights positive at init with
-    probability `random_sign_init`)."""
+    tiled M times inside (as `wide_resnet_batchensemble`, fast weights initialised by
+    ``ub.layers.sign_initializer(random_sign_init)``)."""
     if ensemble_size < 1:
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     conv, head = batchensemble_factories(ensemble_size, seed, random_sign_init)

@@ -21,6 +21,7 @@ from uncertainty_baselines.layers import (Conv2DBatchEnsemble, Conv2DFlipout, Co
                                           DenseBatchEnsemble, DenseFlipout, DenseRank1,
                                           HeteroscedasticSoftmax, MCDropout, MeanFieldGaussianProcess,
                                           SpectralNormConv2D)
+from uncertainty_baselines.layers.batchensemble import REFERENCE_RANDOM_SIGN_INIT
 from uncertainty_baselines.layers.rank1 import REFERENCE_INIT_STDDEV
 from uncertainty_baselines.models.common import (
     ConvFactory, HeadFactory, Init, TensorFn, batch_norm, conv2d, dense_head,
@@ -149,11 +150,12 @@ def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: i
                        head=member_head(ensemble_size))
 
 
-def batchensemble_factories(ensemble_size: int, seed: int, random_sign_init: float = 0.5
+def batchensemble_factories(ensemble_size: int, seed: int,
+                            random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT
                             ) -> tuple[ConvFactory, HeadFactory]:
     """Conv and head factories of BatchEnsemble layers: the shared kernels take the WRN's
-    initialiser stream, the random-sign fast weights (P(+1) = `random_sign_init`) their own
-    seeds from (`seed`, layer)."""
+    initialiser stream, the fast weights (``ub.layers.sign_initializer(random_sign_init)``)
+    their own seeds from (`seed`, layer)."""
     rng = np.random.default_rng([seed, 2])
 
     def next_seed() -> int:
@@ -178,12 +180,13 @@ def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_mult
                               num_classes: int, l2: float = 0.0, seed: int = 0,
                               ensemble_size: int = 4, initializer: str = "he_normal",
                               l2_overrides: Mapping[str, float] | None = None,
-                              random_sign_init: float = 0.5) -> keras.Model:
+                              random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT) -> keras.Model:
     """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     The batch is tiled M times inside (member-major, so each member sees every example),
     every conv and the head are BatchEnsemble layers (one shared kernel, rank-1 fast weights
-    per member, positive at init with probability `random_sign_init`), and batch norm is
+    per member, initialised by ``ub.layers.sign_initializer(random_sign_init)``: the
+    reference's N(1, 0.5^2) by default, random signs for a positive value), and batch norm is
     shared by the members, as in the reference.
     """
     if ensemble_size < 1:
@@ -242,7 +245,8 @@ def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: 
 
     As the reference, every conv (stem, blocks, 1x1 shortcuts) and the head are rank-1
     layers: one shared kernel, per-member factors alpha, gamma sampled per example from
-    `distribution` posteriors (locations random signs, +1 with probability `random_sign_init`;
+    `distribution` posteriors (locations random signs, +1 with probability `random_sign_init`
+    as in the reference, or N(1, random_sign_init^2) for a negative value;
     scales `init_stddev`) with prior
     N(`prior_mean`, `prior_stddev`^2) (or Cauchy); batch norm is shared by the members and
     the batch tiled M times inside. L2 acts on kernels, biases and batch norm; the factors

@@ -12,6 +12,8 @@ from typing import Any, Callable, Sequence
 
 from absl import flags
 
+from uncertainty_baselines.layers.batchensemble import (REFERENCE_RANDOM_SIGN_INIT,
+                                                      random_sign_init_error)
 from uncertainty_baselines.training import flags as ub_flags
 
 DROPOUT_FLAGS = ("dropout_rate", "filterwise_dropout", "num_dropout_samples")
@@ -40,26 +42,25 @@ def dropout_kwargs(config: Any) -> dict[str, Any]:
 
 
 def define_batchensemble_flags(ensemble_size: int = 4, fast_weight_lr_multiplier: float = 0.5) -> None:
-    """--ensemble_size and --fast_weight_lr_multiplier of BatchEnsemble."""
+    """--ensemble_size, --fast_weight_lr_multiplier and --random_sign_init of BatchEnsemble."""
     flags.DEFINE_integer("ensemble_size", ensemble_size, "Members M.")
     flags.DEFINE_float("fast_weight_lr_multiplier", fast_weight_lr_multiplier,
                        "Learning-rate multiplier of the fast weights (r, s).")
-    define_random_sign_flag("fast weight")
+    define_random_sign_flag("fast weight", REFERENCE_RANDOM_SIGN_INIT)
 
 
-def define_random_sign_flag(what: str) -> None:
-    """--random_sign_init: the probability that a `what` (BatchEnsemble fast weight, rank-1
-    factor) starts positive; the reference's flag of that name, at its 0.5."""
-    flags.DEFINE_float("random_sign_init", 0.5, f"Probability in (0, 1] that a {what} starts positive "
-                       "(1: no sign flips; the reference's negative values, a normal init around 1, are "
-                       "not offered).")
+def define_random_sign_flag(what: str, default: float) -> None:
+    """--random_sign_init, the reference's flag of that name for how a `what` (BatchEnsemble
+    fast weight, rank-1 factor location) starts (``ub.layers.sign_initializer``)."""
+    flags.DEFINE_float("random_sign_init", default, f"How a {what} starts: > 0, a random sign, +1 "
+                       "with this probability (1: no sign flips); < 0, a draw from N(1, this^2), "
+                       "as the reference's BatchEnsemble default -0.5.")
 
 
 def random_sign_errors(config: Any) -> list[str]:
-    """Message for a --random_sign_init outside (0, 1] (empty when valid)."""
-    if not 0 < config.random_sign_init <= 1:
-        return [f"--random_sign_init must be in (0, 1], got {config.random_sign_init}"]
-    return []
+    """Message for an invalid --random_sign_init (empty when valid)."""
+    error = random_sign_init_error(config.random_sign_init)
+    return [f"--{error}"] if error else []
 
 
 def batchensemble_kwargs(config: Any) -> dict[str, Any]:
