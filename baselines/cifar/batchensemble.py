@@ -4,7 +4,7 @@ M members share every kernel and differ by rank-1 fast weights (r, s) and biases
 model tiles each batch M times inside, so every member trains on every example and the
 loss is the members' mean cross-entropy; the prediction is the mean of the members'
 softmax. Reference defaults: M = 4, fast weights drawn from N(1, 0.5^2) (the reference
-script's --random_sign_init=-0.5, which BASELINES.md's "random-sign init" summary misreads;
+script's --random_sign_init=-0.5, which BASELINES.md summarises as random signs;
 random signs, +1 with probability p, are --random_sign_init=p), the fast weights trained
 at half the learning rate, L2 3e-4, 250 epochs, decays at the reference's 80/160/180
 "of 200" rescaled to 250 epochs (100/200/225).
