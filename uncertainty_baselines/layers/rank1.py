@@ -20,12 +20,13 @@ examples (and annealed).
 Arguments of both layers: factor locations start from ``loc_initializer`` (None:
 ``sign_initializer(random_sign_init, spread=0)``, for the reference's default 1/2 random
 signs, +1 with that probability, else -1; alpha and gamma take independent draws) and
-scales at ``init_stddev`` (default: the reference's, below); ``prior_mean`` and ``prior_stddev`` are the prior's location and scale
-(reference: N(1, 0.1^2)). Initialisers given by name or left None are seeded from ``seed``, which also
-seeds the sampling: give every layer of a model its own. The regularisers (e.g. L2) act on
-the shared kernel and the member biases; the factors are regularised by the KL term. With
-one member, unit factor locations and ``deterministic=True`` a layer is the plain keras
-Dense or Conv2D.
+scales at ``init_stddev`` (default: the reference's, below); ``prior_mean`` and
+``prior_stddev`` are the prior's location and scale (reference: N(1, 0.1^2)).
+Initialisers given by name or left None are seeded from ``seed``, which also seeds the
+sampling: give every layer of a model its own. The regularisers (e.g. L2) act on the shared
+kernel and the member biases; the factors are regularised by the KL term. With one member,
+unit factor locations and ``deterministic=True`` a layer is the plain keras Dense or
+Conv2D.
 """
 from __future__ import annotations
 
