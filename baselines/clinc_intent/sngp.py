@@ -17,7 +17,7 @@ reset to ridge * I at the start of the next (`on_epoch_start`). The reference in
 keeps a discounted average (momentum 0.999, ridge 1e-3) of the per-example feature
 products and never resets it; a sum over N examples is N times their average, so the
 default ridge 15 = 1e-3 x the 15,000 training queries gives the same predictive variance
-for the full training set. --gp_covariance_momentum in [0, 1) gives the reference's form.
+for the full training set. --gp_covariance_momentum in (0, 1) gives the reference's form.
 
   python baselines/clinc_intent/sngp.py --data_dir=/work/data \
       --output_dir=/tmp/clinc-sngp
@@ -25,8 +25,7 @@ for the full training set. --gp_covariance_momentum in [0, 1) gives the referenc
 
 from absl import app, flags
 
-import uncertainty_baselines as ub
-from uncertainty_baselines.training import experiment, method, text
+from uncertainty_baselines.training import experiment, method, method_flags, text
 from uncertainty_baselines.training import flags as ub_flags
 
 text.define_text_flags(train_epochs=40, learning_rate=5e-5)
@@ -36,8 +35,8 @@ flags.DEFINE_integer("num_inducing", 2048, "Random features of the GP output lay
 flags.DEFINE_float("gp_length_scale", 20.0, "RBF length-scale of the GP on its layer-normalised inputs, > 0 "
                    "(the reference's random-feature standard deviation 0.05).")
 flags.DEFINE_float("gp_ridge_penalty", 15.0, "Ridge penalty of the GP's posterior precision, > 0.")
-flags.DEFINE_float("gp_covariance_momentum", -1.0, "< 0: exact precision over each epoch (reset at its "
-                   "start); in [0, 1): discounted moving average, never reset (the reference: 0.999).")
+flags.DEFINE_float("gp_covariance_momentum", -1.0, "<= 0: exact precision over each epoch (reset at its "
+                   "start); in (0, 1): discounted moving average, never reset (the reference: 0.999).")
 flags.DEFINE_float("gp_mean_field_factor", 0.1, "lambda of the mean-field logits; < 0: the posterior mode.")
 FLAGS = flags.FLAGS
 SNGP_FLAGS = ("spec_norm_bound", "spec_norm_iterations", "num_inducing", "gp_length_scale", "gp_ridge_penalty",
@@ -47,10 +46,7 @@ SNGP_FLAGS = ("spec_norm_bound", "spec_norm_iterations", "num_inducing", "gp_len
 def validate(config) -> list[str]:
     errors = (ub_flags.positive_errors(config, "spec_norm_bound", "gp_length_scale", "gp_ridge_penalty")
               + ub_flags.at_least_one_errors(config, "spec_norm_iterations", "num_inducing"))
-    if not config.gp_covariance_momentum < 1:
-        errors.append(f"--gp_covariance_momentum must be < 0 (exact) or in [0, 1) (discounted), "
-                      f"got {config.gp_covariance_momentum}")
-    return errors
+    return errors + method_flags.gp_covariance_momentum_errors(config)
 
 
 def model_spec(config, data) -> dict:
@@ -58,15 +54,10 @@ def model_spec(config, data) -> dict:
         **text.bert_kwargs(config, data), **{name: getattr(config, name) for name in SNGP_FLAGS}}}
 
 
-def reset_precision(model, epoch: int) -> None:
-    """The exact precision covers one epoch: back to ridge * I before each epoch's first step."""
-    ub.layers.reset_covariances(model)
-
-
 def sngp() -> method.Method:
     return method.Method(
         "sngp", model_spec=model_spec, validate=validate, method_flags=SNGP_FLAGS,
-        on_epoch_start=reset_precision if FLAGS.gp_covariance_momentum < 0 else None,
+        on_epoch_start=method_flags.sngp_epoch_hook(FLAGS),
         ood_scores=("msp", "dempster_shafer"))
 
 

@@ -58,7 +58,7 @@ def test_bad_method_flags_refused_all_at_once(cifar_data_dir, tmp_path):
     assert code != 0 and not (tmp_path / "bad").exists()
     for message in ("--spec_norm_bound must be > 0, got 0.0", "--num_inducing must be >= 1, got 0",
                     "--gp_ridge_penalty must be > 0, got -1.0", "--gp_length_scale must be > 0",
-                    "--gp_covariance_momentum must be < 0 (exact) or in [0, 1) (discounted), got 1.0",
+                    "--gp_covariance_momentum must be <= 0 (exact) or in (0, 1) (discounted), got 1.0",
                     "--dropout_rate must be in [0, 1), got 1.0", "--spec_norm_iterations must be >= 1",
                     "--gp_input_dim must be >= 0 (0: no projection), got -1"):
         assert message in out, message

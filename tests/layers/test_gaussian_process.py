@@ -104,8 +104,10 @@ def test_layer_frequencies_are_orthogonal_random_features_only_when_asked():
 
 
 # ----- posterior precision and covariance ---------------------------------------------------------
-def test_exact_precision_is_the_ridge_plus_the_sum_of_feature_outer_products():
-    layer = gp(ridge_penalty=0.5)
+@pytest.mark.parametrize("momentum", [-1.0, 0.0])
+def test_exact_precision_is_the_ridge_plus_the_sum_of_feature_outer_products(momentum):
+    """Momentum <= 0 (0 included, as edward2) accumulates exactly."""
+    layer = gp(ridge_penalty=0.5, covariance_momentum=momentum)
     batches = [normal(3, 5, 4), normal(4, 7, 4)]
     for x in batches:
         logits, variance = layer(x, training=True)
@@ -153,7 +155,7 @@ def test_discounted_precision_follows_its_recurrence():
     np.testing.assert_allclose(to_np(layer.precision), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("momentum", [-1.0, 0.5])
+@pytest.mark.parametrize("momentum", [-1.0, 0.0, 0.5])
 def test_reset_restores_the_prior_precision(momentum):
     layer = gp(ridge_penalty=3.0, covariance_momentum=momentum)
     x = normal(10, 6, 4)
@@ -163,7 +165,7 @@ def test_reset_restores_the_prior_precision(momentum):
     np.testing.assert_array_equal(to_np(layer.precision), 3.0 * np.eye(D))
     layer(x, training=True)  # accumulation starts afresh
     phi = features(layer, x)
-    expected = 3.0 * np.eye(D) + (phi.T @ phi if momentum < 0 else
+    expected = 3.0 * np.eye(D) + (phi.T @ phi if momentum <= 0 else
                                   -0.5 * 3.0 * np.eye(D) + 0.5 * phi.T @ phi / 6)
     np.testing.assert_allclose(to_np(layer.precision), expected, rtol=1e-5, atol=1e-5)
 

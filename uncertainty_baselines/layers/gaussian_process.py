@@ -66,6 +66,12 @@ class OrthogonalRandomFeatures(keras.initializers.Initializer):
                 "seed": keras.saving.serialize_keras_object(self._init_seed)}
 
 
+def exact_precision(covariance_momentum: float) -> bool:
+    """Whether a GP layer's `covariance_momentum` asks for the exact precision (<= 0, as in
+    edward2) rather than a discounted one (in (0, 1))."""
+    return covariance_momentum <= 0
+
+
 @keras.saving.register_keras_serializable(package="ub")
 class RandomFeatureGaussianProcess(keras.layers.Layer):
     """SNGP's output layer: inputs [B, d] -> (logits [B, units], variance [B]) (or the
@@ -82,9 +88,9 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
     cos(x W + b), equivalent to a ridge D / 2 times larger).
 
     Every training call adds the batch's Phi^T Phi to the precision P: exactly
-    (``covariance_momentum`` < 0, P = s I + the sum over the examples seen since the last
+    (``covariance_momentum`` <= 0, as edward2: P = s I + the sum over the examples seen since the last
     ``reset_covariance()``, which the training loop calls at the start of each epoch), or
-    discounted (momentum m in [0, 1): P <- m P + (1 - m) Phi^T Phi / batch). Under
+    discounted (momentum m in (0, 1): P <- m P + (1 - m) Phi^T Phi / batch). Under
     tf.distribute each replica adds its own batch's term (summed, resp. averaged, over the
     replicas), so P is that of the global batch; ``reset_covariance()`` must be called
     outside the replicated step. Other calls return the predictive variance
@@ -111,7 +117,7 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
             raise ValueError(f"random_feature_type must be one of {RANDOM_FEATURE_TYPES}, "
                              f"got {random_feature_type!r}.")
         if not covariance_momentum < 1:
-            raise ValueError(f"covariance_momentum must be < 0 (exact) or in [0, 1) "
+            raise ValueError(f"covariance_momentum must be <= 0 (exact) or in (0, 1) "
                              f"(discounted), got {covariance_momentum}.")
         if input_projection_dim is not None and input_projection_dim < 1:
             raise ValueError(f"input_projection_dim must be None or >= 1, got "
@@ -163,7 +169,7 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
         self.precision = self.add_weight(
             shape=(self.num_inducing, self.num_inducing), name="precision", trainable=False,
             initializer=keras.initializers.Identity(self.ridge_penalty), autocast=False,
-            aggregation="sum" if self.covariance_momentum < 0 else "mean")
+            aggregation="sum" if exact_precision(self.covariance_momentum) else "mean")
 
     def random_features(self, inputs):
         """Phi(inputs) [B, num_inducing]: projection, layer norm, cos(x W + b), scaling."""
@@ -188,7 +194,7 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
     def _update_precision(self, phi) -> None:
         phi = ops.stop_gradient(ops.cast(phi, self.precision.dtype))
         gram = ops.matmul(ops.transpose(phi), phi)
-        if self.covariance_momentum < 0:
+        if exact_precision(self.covariance_momentum):
             variable = self.precision.value
             if hasattr(variable, "assign_add"):
                 # A tf.Variable (TensorFlow backend): its assign_add adds the sum of the

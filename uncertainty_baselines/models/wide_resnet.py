@@ -348,7 +348,7 @@ def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: i
     The GP is the reference WRN's: the pooled features projected to `gp_input_dim` (None:
     no projection) and layer-normalised, `num_inducing` orthogonal random features of
     length-scale `gp_length_scale` without the sqrt(2 / D) scaling, ridge penalty
-    `gp_ridge_penalty`, exact precision (`gp_covariance_momentum` < 0: reset it with
+    `gp_ridge_penalty`, exact precision (`gp_covariance_momentum` <= 0: reset it with
     `ub.layers.reset_covariances` at each epoch start) or discounted, mean-field factor
     `gp_mean_field_factor`. Seeds of the dropout, power iterations and GP come from `seed`.
     """

@@ -1,6 +1,7 @@
 """The method flags that the image baselines share whatever their backbone (the CIFAR Wide
 ResNet and the ImageNet ResNet-50 scripts of one method define, check and turn them into
-model kwargs and seams alike): MC dropout, BatchEnsemble and SNGP.
+model kwargs and seams alike): MC dropout, BatchEnsemble and SNGP (whose GP-covariance check
+and epoch hook the CLINC SNGP script shares too).
 
 A script calls `define_<method>_flags(...)` at import (its defaults as keyword arguments),
 adds `<METHOD>_FLAGS` to its Method's `method_flags`, its backbone's errors to
@@ -14,6 +15,7 @@ from absl import flags
 
 from uncertainty_baselines.layers.batchensemble import (REFERENCE_RANDOM_SIGN_INIT,
                                                       random_sign_init_error)
+from uncertainty_baselines.layers.gaussian_process import exact_precision
 from uncertainty_baselines.training import flags as ub_flags
 
 DROPOUT_FLAGS = ("dropout_rate", "filterwise_dropout", "num_dropout_samples")
@@ -98,8 +100,8 @@ def define_sngp_flags(*, gp_length_scale: float = 20.0, gp_mean_field_factor: fl
     flags.DEFINE_integer("gp_input_dim", gp_input_dim, "Random projection of the pooled features before the GP; "
                          "0: none.")
     flags.DEFINE_float("gp_ridge_penalty", 1.0, "Ridge penalty of the GP's posterior precision, > 0.")
-    flags.DEFINE_float("gp_covariance_momentum", -1.0, "< 0: exact precision over each epoch (reset at its "
-                       "start); in [0, 1): discounted moving average, never reset.")
+    flags.DEFINE_float("gp_covariance_momentum", -1.0, "<= 0: exact precision over each epoch (reset at "
+                       "its start); in (0, 1): discounted moving average, never reset.")
     flags.DEFINE_float("gp_mean_field_factor", gp_mean_field_factor, "lambda of the mean-field logits; < 0: the "
                        "posterior mode.")
     flags.DEFINE_float("dropout_rate", dropout_rate, "Filter-wise dropout rate on the residual branches in "
@@ -112,12 +114,18 @@ def sngp_errors(config: Any) -> list[str]:
               + ub_flags.at_least_one_errors(config, "spec_norm_iterations", "num_inducing"))
     if config.gp_input_dim < 0:
         errors.append(f"--gp_input_dim must be >= 0 (0: no projection), got {config.gp_input_dim}")
-    if not config.gp_covariance_momentum < 1:
-        errors.append(f"--gp_covariance_momentum must be < 0 (exact) or in [0, 1) (discounted), "
-                      f"got {config.gp_covariance_momentum}")
+    errors += gp_covariance_momentum_errors(config)
     if not 0 <= config.dropout_rate < 1:
         errors.append(f"--dropout_rate must be in [0, 1), got {config.dropout_rate}")
     return errors
+
+
+def gp_covariance_momentum_errors(config: Any) -> list[str]:
+    """Message for an invalid --gp_covariance_momentum (empty when valid)."""
+    if config.gp_covariance_momentum < 1:
+        return []
+    return [f"--gp_covariance_momentum must be <= 0 (exact) or in (0, 1) (discounted), "
+            f"got {config.gp_covariance_momentum}"]
 
 
 def sngp_kwargs(config: Any) -> dict[str, Any]:
@@ -137,5 +145,5 @@ def reset_precision(model: Any, epoch: int) -> None:
 
 
 def sngp_epoch_hook(config: Any) -> Callable[[Any, int], None] | None:
-    """`reset_precision` when the precision is exact (--gp_covariance_momentum < 0), else None."""
-    return reset_precision if config.gp_covariance_momentum < 0 else None
+    """`reset_precision` when the precision is exact (--gp_covariance_momentum <= 0), else None."""
+    return reset_precision if exact_precision(config.gp_covariance_momentum) else None
