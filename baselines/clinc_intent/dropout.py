@@ -1,10 +1,11 @@
 r"""Monte Carlo dropout BERT (Gal & Ghahramani 2016) on CLINC150 intent detection.
 
-The deterministic BERT whose dropout stays on at test time on the pooled features and on
-every transformer layer's attention output and feed-forward output (the reference's
-`att` and `ffn` MC dropouts; the encoder's other dropouts, at the same --dropout_rate,
-act in training only). The prediction averages the softmax of --num_dropout_samples
-stochastic passes; OOD scores: 1 - max probability, entropy and mutual information.
+The deterministic BERT whose dropout stays on at test time on every transformer layer's
+attention output and feed-forward output (the reference's `att` and `ffn` MC dropouts;
+the encoder's other dropouts and the pooled features' dropout, at the same
+--dropout_rate, act in training only, as the reference's defaults). The prediction
+averages the softmax of --num_dropout_samples stochastic passes; OOD scores: 1 - max
+probability, entropy and mutual information.
 Reference defaults: rate 0.1, 10 samples, learning rate 1e-4, 150 epochs. Deviation: the
 reference drops whole channels (channel-wise); this one drops elements, as BERT does.
 

@@ -1,6 +1,8 @@
 """The BERT method models on a tiny random BERT folder: `token_ids_only` computes the
 three-input classifier's logits, `bert_mc_dropout` samples at test time inside the encoder
-too, `bert_sngp` starts from the pretrained pooler (spectrally normalised) with a GP head."""
+(its pooled-feature dropout acts in training only), `bert_sngp` starts from the pretrained
+pooler (spectrally normalised) with a GP head."""
+import keras
 import numpy as np
 import pytest
 
@@ -56,6 +58,12 @@ def test_mc_dropout_samples_inside_the_encoder_at_test_time(bert_dir):
         assert isinstance(dropout, bert.AlwaysOnDropout) and dropout.rate == 0.3
         x = np.ones((2, 3, 32), np.float32)
         assert not np.array_equal(np.asarray(dropout(x, training=False)), x)
+    # The pooled features' dropout acts in training only (the reference's MC dropout is off
+    # on the output by default).
+    [pooled_dropout] = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert type(pooled_dropout) is keras.layers.Dropout and pooled_dropout.rate == 0.3
+    x = np.ones((2, 32), np.float32)
+    np.testing.assert_array_equal(np.asarray(pooled_dropout(x, training=False)), x)
 
 
 def test_sngp_pooler_starts_from_the_pretrained_one(bert_dir):

@@ -20,7 +20,7 @@ The classifier maps `input_ids`, `input_mask`, `segment_ids` (int32 [B, L], the
 model its elements' `features`: the padding mask is then ids != [PAD] and every segment
 0, exactly what `clinc_intent` holds (single queries, zero padded). A method swaps the
 factories: `bert_sngp` a spectral-normalised pooler and a GP head, `bert_mc_dropout`
-dropout active at test time (on the pooled features and inside the encoder).
+the encoder's attention-output and feed-forward dropouts active at test time.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ import keras
 import keras_hub
 import safetensors
 
-from uncertainty_baselines.layers import MCDropout, SpectralNormDense
+from uncertainty_baselines.layers import SpectralNormDense
 from uncertainty_baselines.models.common import HeadFactory, TensorFn, dense_head, initializer_stream
 from uncertainty_baselines.models.wide_resnet import gaussian_process_head, layer_seeds
 
@@ -278,23 +278,14 @@ class PoolerFactory(Protocol):
     def __call__(self, pretrained: keras.layers.Dense) -> TensorFn: ...
 
 
-# Builds the dropout on the pooled features from (rate, seed).
-DropoutFactory = Callable[[float, int], TensorFn]
-
-
 def pretrained_pooler(pretrained: keras.layers.Dense) -> keras.layers.Dense:
     """The default PoolerFactory: BERT's own pooler, fine-tuned with the encoder."""
     return pretrained
 
 
-def training_dropout(rate: float, seed: int) -> keras.layers.Dropout:
-    """The default DropoutFactory: dropout in training only."""
-    return keras.layers.Dropout(rate, seed=seed)
-
-
 def bert_classifier(num_classes: int = 151, bert_dir: str | None = None, max_seq_length: int = 32,
                     dropout_rate: float = 0.1, seed: int = 0, token_ids_only: bool = False, *,
-                    pooler: PoolerFactory = pretrained_pooler, dropout: DropoutFactory = training_dropout,
+                    pooler: PoolerFactory = pretrained_pooler,
                     head: HeadFactory = dense_head,
                     encoder: Callable[[keras_hub.models.BertBackbone], None] | None = None,
                     encoder_dropout_rate: float | None = None) -> keras.Model:
@@ -311,7 +302,7 @@ def bert_classifier(num_classes: int = 151, bert_dir: str | None = None, max_seq
         initializer_range) and the dropout.
       token_ids_only: take `input_ids` alone (a [B, L] tensor, not a dict): the mask is
         ids != the config's pad_token_id, the segments 0 (single zero-padded sentences).
-      pooler, dropout, head: the factories a method swaps; the head gets L2 0 (AdamW's
+      pooler, head: the factories a method swaps; the head gets L2 0 (AdamW's
         weight decay regularises instead).
       encoder: changes the loaded encoder in place before it is used (MC dropout).
       encoder_dropout_rate: the encoder's dropout rate (default: its config's).
@@ -337,25 +328,20 @@ def bert_classifier(num_classes: int = 151, bert_dir: str | None = None, max_seq
     pooled = pooler(backbone.get_layer("pooled_dense"))(sequence[:, 0, :])
     init = functools.partial(initializer_stream(seed), keras.initializers.TruncatedNormal,
                              stddev=config.get("initializer_range", 0.02))
-    x = dropout(dropout_rate, seed)(pooled)
+    x = keras.layers.Dropout(dropout_rate, seed=seed)(pooled)  # in training only
     logits = head(num_classes, 0.0, 0.0, init)(x)
     return keras.Model(inputs, logits, name="bert_classifier")
-
-
-def mc_dropout(rate: float, seed: int) -> MCDropout:
-    """A DropoutFactory: dropout on the pooled features in training and at test time."""
-    return MCDropout(rate, seed=seed)
 
 
 def bert_mc_dropout(num_classes: int = 151, bert_dir: str | None = None, max_seq_length: int = 32,
                     dropout_rate: float = 0.1, seed: int = 0) -> keras.Model:
     """MC-dropout BERT on token ids (Gal & Ghahramani 2016): dropout of rate `dropout_rate`
-    on the pooled features and on every transformer layer's attention output and
-    feed-forward output stays active at test time, so repeated passes sample the
-    predictive distribution (the encoder's other dropouts, at the same rate, act in
-    training only)."""
+    on every transformer layer's attention output and feed-forward output stays active at
+    test time, so repeated passes sample the predictive distribution; the encoder's other
+    dropouts and the pooled features' dropout, at the same rate, act in training only (the
+    reference's defaults: MC dropout on `att` and `ffn`, not on `mha` nor the output)."""
     return bert_classifier(num_classes, bert_dir, max_seq_length, dropout_rate, seed, token_ids_only=True,
-                           dropout=mc_dropout, encoder=mc_encoder_dropout, encoder_dropout_rate=dropout_rate)
+                           encoder=mc_encoder_dropout, encoder_dropout_rate=dropout_rate)
 
 
 def spectral_norm_pooler(norm_multiplier: float, power_iterations: int, seed: int) -> PoolerFactory:
@@ -385,7 +371,7 @@ def bert_sngp(num_classes: int = 151, bert_dir: str | None = None, max_seq_lengt
     `gp_length_scale` (its frequencies' standard deviation 0.05 is length-scale 20),
     unscaled (no sqrt(2 / D): that factor would shrink the logits and their gradients
     D / 2-fold), no input projection; precision exact over each epoch
-    (`gp_covariance_momentum` < 0, reset with `ub.layers.reset_covariances`) or discounted,
+    (`gp_covariance_momentum` <= 0, reset with `ub.layers.reset_covariances`) or discounted,
     ridge `gp_ridge_penalty`. The seeds of the power iteration and the GP come from `seed`."""
     next_seed = layer_seeds(seed, 7)
     pooler = spectral_norm_pooler(spec_norm_bound, spec_norm_iterations, next_seed())
