@@ -132,19 +132,44 @@ def test_bad_sources_are_clear_errors(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match=r"split 'train' has 150 examples, expected 15,000"):
         prepare("clinc_intent", path, tmp_path / "out")
-    fewer = {**data, "train": data["train"][:149]}
+    fewer = {**data, "train": data["train"][:149], "val": [["a query", intent] for intent in INTENTS]}
     path.write_text(json.dumps(fewer))
-    with pytest.raises(ValueError, match=r"149 in-scope intents, expected 150"):
+    with pytest.raises(ValueError, match=r"149 in-scope intents, expected 150; intents of other "
+                                         r"splits missing from train: \['intent_149'\]"):
         prepare("clinc_intent", path, tmp_path / "out", check=False)
     mixed = {**data, "test": data["test"] + [["hello", "oos"]]}
     path.write_text(json.dumps(mixed))
-    with pytest.raises(ValueError, match=r"test item \['hello', 'oos'\]: out-of-scope keys hold only"):
+    with pytest.raises(ValueError, match=r"test item 5 \['hello', 'oos'\]\): out-of-scope keys hold only"):
         prepare("clinc_intent", path, tmp_path / "out", check=False)
-    unknown = {**data, "test": data["test"] + [["hello", "intent_999"]]}
-    path.write_text(json.dumps(unknown))
-    with pytest.raises(ValueError, match=r"CLINC test item 5 \['hello', 'intent_999'\]: intent 'intent_999' is "
-                                         r"not one of the 151 classes"):
+
+
+def item_line(text: str, needle: str) -> int:
+    """The 1-based line of the '[' opening the item whose text is `needle` (json indent 4)."""
+    lines = text.split("\n")
+    return next(i for i, line in enumerate(lines, 1) if needle in line) - 1
+
+
+@pytest.mark.parametrize("key", ["test", "train"])
+def test_a_label_outside_the_classes_is_refused_with_its_line(tmp_path, key):
+    """An unknown intent in test is not one of the 151 classes; in train it makes a 151st
+    intent found in no other split: either way the error names the item and its line."""
+    data = fixture_json()
+    data["val"] = [["a query", intent] for intent in INTENTS]  # as the real file: every intent
+    data[key] = data[key] + [["hello there", "intent_999"]]
+    path = tmp_path / "data_full.json"
+    path.write_text(json.dumps(data, indent=4))
+    line = item_line(path.read_text(), '"hello there"')
+    index = len(data[key]) - 1
+    where = rf"\(line {line}, {key} item {index} \['hello there', 'intent_999'\]\)"
+    message = (rf"{where}: intent 'intent_999' is not one of the 151 classes" if key == "test"
+               else rf"151 in-scope intents, expected 150; intents in no other split: {where[2:-2]}$")
+    with pytest.raises(ValueError, match=message):
         prepare("clinc_intent", path, tmp_path / "out", check=False)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_bad_source_files_are_clear_errors(tmp_path):
+    path = tmp_path / "data_full.json"
     path.write_text(json.dumps({"train": []}))
     with pytest.raises(ValueError, match=r"missing keys \['oos_test', 'oos_train'"):
         prepare("clinc_intent", path, tmp_path / "out", check=False)

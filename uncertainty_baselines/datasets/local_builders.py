@@ -279,43 +279,75 @@ class LocalFashionMnist(_LocalImageBuilder, tfds.image_classification.FashionMNI
     name = "fashion_mnist"
 
 
+# One [text, intent] item of data_full.json: two JSON strings in brackets.
+_CLINC_ITEM = re.compile(r'\[\s*"(?:[^"\\]|\\.)*"\s*,\s*"(?:[^"\\]|\\.)*"\s*\]')
+
+
 def read_clinc_json(path: pathlib.Path) -> dict[str, list[tuple[str, str]]]:
-    """Read CLINC150 `data_full.json` into {TFDS split name: [(text, intent name)]}."""
+    """Read CLINC150 `data_full.json` into {TFDS split name: [(text, intent name)]}, every
+    item checked: [text, intent] strings, out-of-scope items only under the oos_ keys, and
+    an intent of train's 150 (or 'oos'); an error names the item and its line."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: unreadable CLINC150 json ({e})") from e
     missing = sorted(set(CLINC_SPLITS) - set(raw)) if isinstance(raw, dict) else sorted(CLINC_SPLITS)
     if missing:
         raise ValueError(f"{path}: missing keys {missing}; data_full.json has {sorted(CLINC_SPLITS)}")
-    splits = {}
-    for key, split in CLINC_SPLITS.items():
-        items = raw[key]
-        for item in items:
-            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
-                raise ValueError(f"{path}: {key} item {item!r} is not [text, intent]")
-            if key.startswith("oos") != (item[1] == CLINC_OOS_INTENT):
-                raise ValueError(f"{path}: {key} item {item!r}: out-of-scope keys hold only intent "
+    lines = _clinc_item_lines(text, raw)
+
+    def item(key: str, i: int) -> str:
+        return (f"line {lines[key][i]}, " if lines else "") + f"{key} item {i} {raw[key][i]!r}"
+
+    for key in CLINC_SPLITS:
+        for i, pair in enumerate(raw[key]):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                raise ValueError(f"{path} ({item(key, i)}): not [text, intent]")
+            if key.startswith("oos") != (pair[1] == CLINC_OOS_INTENT):
+                raise ValueError(f"{path} ({item(key, i)}): out-of-scope keys hold only intent "
                                  f"{CLINC_OOS_INTENT!r} and in-scope keys none")
-        splits[split] = [tuple(item) for item in items]
-    return splits
+    intents = {intent for _, intent in raw["train"]}
+    elsewhere = {intent for key in CLINC_SPLITS if key != "train" for _, intent in raw[key]}
+    if len(intents) != CLINC_NUM_INTENTS:
+        if len(intents) > CLINC_NUM_INTENTS:  # e.g. a typo: the items of intents seen nowhere else
+            detail = "intents in no other split: " + "; ".join(
+                item("train", i) for i, (_, intent) in enumerate(raw["train"]) if intent not in elsewhere)
+        else:
+            detail = ("intents of other splits missing from train: "
+                      f"{sorted(elsewhere - intents - {CLINC_OOS_INTENT})}")
+        raise ValueError(f"{path}: its train split has {len(intents)} in-scope intents, expected "
+                         f"{CLINC_NUM_INTENTS}; {detail}")
+    known = intents | {CLINC_OOS_INTENT}
+    for key in CLINC_SPLITS:
+        for i, (_, intent) in enumerate(raw[key]):
+            if intent not in known:
+                raise ValueError(f"{path} ({item(key, i)}): intent {intent!r} is not one of the "
+                                 f"{len(known)} classes (the intents of train and {CLINC_OOS_INTENT!r})")
+    return {split: [tuple(item) for item in raw[key]] for key, split in CLINC_SPLITS.items()}
+
+
+def _clinc_item_lines(text: str, raw: Mapping[str, list]) -> dict[str, list[int]]:
+    """{key: the 1-based line where each of its items starts}, from the items' order in the
+    file; {} when the text does not hold exactly the parsed items (then no line numbers)."""
+    starts = [m.start() for m in _CLINC_ITEM.finditer(text)]
+    if len(starts) != sum(len(items) for items in raw.values() if isinstance(items, list)):
+        return {}
+    numbers, line, previous = [], 1, 0
+    for start in starts:
+        line, previous = line + text.count("\n", previous, start), start
+        numbers.append(line)
+    positions, lines = iter(numbers), {}
+    for key, items in raw.items():  # json keeps the file's key order
+        if isinstance(items, list):
+            lines[key] = [next(positions) for _ in items]
+    return lines
 
 
 def clinc_intent_names(splits: Mapping[str, Sequence[tuple[str, str]]]) -> list[str]:
-    """Class names: the in-scope intents of train sorted alphabetically, then 'oos' (label 150)."""
-    intents = sorted({intent for _, intent in splits["train"]})
-    if len(intents) != CLINC_NUM_INTENTS:
-        raise ValueError(f"CLINC train split has {len(intents)} in-scope intents, expected "
-                         f"{CLINC_NUM_INTENTS}")
-    names = intents + [CLINC_OOS_INTENT]
-    known, json_keys = set(names), {split: key for key, split in CLINC_SPLITS.items()}
-    for split, items in splits.items():
-        for i, (text, intent) in enumerate(items):
-            if intent not in known:
-                raise ValueError(
-                    f"CLINC {json_keys.get(split, split)} item {i} {[text, intent]!r}: intent {intent!r} is "
-                    f"not one of the {len(names)} classes (the intents of train and {CLINC_OOS_INTENT!r})")
-    return names
+    """Class names: the in-scope intents of train (checked by `read_clinc_json`) sorted
+    alphabetically, then 'oos' (label 150)."""
+    return sorted({intent for _, intent in splits["train"]}) + [CLINC_OOS_INTENT]
 
 
 def default_vocab_file() -> pathlib.Path:
