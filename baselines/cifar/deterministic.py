@@ -28,7 +28,7 @@ def model_spec(config, data) -> dict:
 
 
 DETERMINISTIC = method.Method("deterministic", model_spec=model_spec, method_flags=ub_flags.WIDE_RESNET_FLAGS,
-                              validate=ub_flags.wide_resnet_errors)
+                              validate=ub_flags.wide_resnet_errors, ood_scores=method.SOFTMAX_OOD_SCORES)
 
 if __name__ == "__main__":
     app.run(lambda argv: experiment.run_from_flags(FLAGS, DETERMINISTIC))

@@ -24,7 +24,7 @@ def model_spec(config, data) -> dict:
 
 
 DETERMINISTIC = method.Method("deterministic", model_spec=model_spec, method_flags=imagenet.RESNET50_FLAGS,
-                              validate=imagenet.resnet50_errors)
+                              validate=imagenet.resnet50_errors, ood_scores=method.SOFTMAX_OOD_SCORES)
 
 if __name__ == "__main__":
     app.run(lambda argv: experiment.run_from_flags(FLAGS, DETERMINISTIC, task=imagenet.IMAGENET_TASK))

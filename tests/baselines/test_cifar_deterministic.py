@@ -50,6 +50,7 @@ def test_outputs_reference_keys_and_every_example_scored(reference_run):
     metrics = record["metrics"]
     for key in ("test/accuracy", "test/negative_log_likelihood", "test/ece", "test/brier",
                 "ood/mnist_auroc", "ood/mnist_aupr_in", "ood/mnist_aupr_out", "ood/mnist_fpr_at_95_tpr",
+                "ood/mnist_entropy_auroc", "ood/mnist_dempster_shafer_auroc",
                 "train/ms_per_example", "test/ms_per_example", "train/accuracy", "train/loss",
                 "test/accuracy_mean_corrupted", "test/ece_mean_corrupted", "test/negative_log_likelihood_contrast_3",
                 "test/accuracy_gaussian_noise", "test/accuracy_mean_severity_1"):

@@ -128,6 +128,11 @@ def same_input_to_every_member(members: int) -> PredictFn:
     return predict
 
 
+# The OOD scores that suit one softmax model (no member axis): 1 - max probability, the
+# predictive entropy and Dempster-Shafer on the logits.
+SOFTMAX_OOD_SCORES = ("msp", "entropy", "dempster_shafer")
+
+
 def no_method_flag_errors(values: Any) -> list[str]:
     return []
 
