@@ -19,13 +19,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike,
-                                                 check_conv2d_input, check_dense_input,
-                                                 check_initializer, check_member_batch,
-                                                 check_units, conv2d, conv2d_arguments,
-                                                 conv2d_config, conv2d_output_shape, derived_seed,
-                                                 next_draw, resolve_initializer,
-                                                 serialize_initializer, walk)
+from uncertainty_baselines.layers.common import (Conv2DKernelMap, DenseKernelMap, InitializerLike,
+                                                 RegularizerLike, check_initializer,
+                                                 check_member_batch, check_units,
+                                                 conv2d_arguments, derived_seed, next_draw,
+                                                 resolve_initializer, serialize_initializer,
+                                                 walk)
 
 # The reference BatchEnsemble scripts' --random_sign_init: fast weights drawn from N(1, 0.5^2).
 REFERENCE_RANDOM_SIGN_INIT = -0.5
@@ -33,17 +32,19 @@ REFERENCE_RANDOM_SIGN_INIT = -0.5
 
 @keras.saving.register_keras_serializable(package="ub")
 class RandomSign(keras.initializers.Initializer):
-    """Random-sign initialiser for BatchEnsemble fast weights: each value is
-    sign * (1 + spread * u), sign = +1 with probability `positive_probability` (a positive
-    random_sign_init of the reference) and -1 otherwise, u ~ Uniform(-1, 1).
+    """Random-sign initialiser for ensemble factors: each value is sign * (1 + spread * u),
+    sign = +1 with probability `positive_probability` (a positive random_sign_init of the
+    reference) and -1 otherwise, u ~ Uniform(-1, 1).
 
-    Random signs decorrelate the members from the first step; magnitudes stay in
-    [1 - spread, 1 + spread] (spread < 1 keeps them away from zero). As with Keras' own
+    Random signs decorrelate the members from the first step. The default spread 0 is
+    edward2's ``RandomSign`` (exactly +1 or -1); a spread in (0, 1) jitters the magnitudes
+    within [1 - spread, 1 + spread] (0.5 was this suite's BatchEnsemble default before
+    commit 1e840c6). As with Keras' own
     random initialisers, an instance repeats its values on every call (``seed=None`` picks
     a random seed once); a ``keras.random.SeedGenerator`` seed gives new values per call.
     """
 
-    def __init__(self, spread: float = 0.5, seed: int | keras.random.SeedGenerator | None = None,
+    def __init__(self, spread: float = 0.0, seed: int | keras.random.SeedGenerator | None = None,
                  positive_probability: float = 0.5):
         if not 0.0 <= spread < 1.0:
             raise ValueError(f"spread must be in [0, 1), got {spread}.")
@@ -74,23 +75,25 @@ def random_sign_init_error(random_sign_init: float) -> str:
             f"< 0: minus the stddev of a normal around 1), got {random_sign_init}")
 
 
-def sign_initializer(random_sign_init: float, seed: int | None = None,
-                     spread: float = 0.5) -> keras.initializers.Initializer:
-    """The reference's fast-weight initialiser for its flag `random_sign_init`: > 0, random
-    signs (+1 with that probability) of magnitude 1 +/- `spread` (``RandomSign``); < 0,
-    N(1, random_sign_init^2), e.g. the reference BatchEnsemble's -0.5 (2% negative)."""
+def sign_initializer(random_sign_init: float,
+                     seed: int | None = None) -> keras.initializers.Initializer:
+    """The reference's factor initialiser for its flag `random_sign_init` (edward2's
+    ``make_sign_initializer``): > 0, +1 with that probability, else -1 (``RandomSign``);
+    < 0, N(1, random_sign_init^2), e.g. the reference BatchEnsemble's -0.5 (2% negative)."""
     if error := random_sign_init_error(random_sign_init):
         raise ValueError(error)
     if random_sign_init > 0:
-        return RandomSign(spread, seed=seed, positive_probability=random_sign_init)
+        return RandomSign(seed=seed, positive_probability=random_sign_init)
     return keras.initializers.RandomNormal(mean=1.0, stddev=-random_sign_init, seed=seed)
 
 
 class _BatchEnsembleBase(keras.layers.Layer):
-    """Shared arguments, weights and checks of the BatchEnsemble layers; subclasses build
-    the shared kernel and apply the shared linear map in `_shared`."""
+    """Shared arguments, weights and checks of the BatchEnsemble layers; a subclass mixes
+    in the shared kernel's map (``DenseKernelMap`` or ``Conv2DKernelMap``)."""
 
-    default_kernel_initializer: Callable[[int], keras.initializers.Initializer]
+    kernel_shape: Callable
+    add_kernel: Callable
+    linear: Callable
 
     def __init__(self, ensemble_size: int, activation=None, use_bias: bool = True,
                  kernel_initializer: InitializerLike = None,
@@ -113,12 +116,15 @@ class _BatchEnsembleBase(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.fast_weight_regularizer = keras.regularizers.get(fast_weight_regularizer)
 
-    def _build_member_weights(self, in_features: int, out_features: int) -> None:
-        """alpha [M, in], gamma [M, out] and bias [M, out] (or None)."""
+    def build(self, input_shape):
+        """The shared kernel; alpha [M, in], gamma [M, out] and bias [M, out] (or None)."""
+        kernel_shape = self.kernel_shape(input_shape)
+        check_member_batch(self, input_shape[0])
+        self.kernel = self.add_kernel(kernel_shape)
         alpha_init = resolve_initializer(self.fast_weight_initializer,
                                          lambda s: sign_initializer(self.random_sign_init, s),
                                          derived_seed(self.seed, 1))
-        m = self.ensemble_size
+        m, (in_features, out_features) = self.ensemble_size, kernel_shape[-2:]
         self.alpha = self.add_weight(shape=(m, in_features), name="alpha",
                                      initializer=alpha_init,
                                      regularizer=self.fast_weight_regularizer)
@@ -128,13 +134,6 @@ class _BatchEnsembleBase(keras.layers.Layer):
         self.bias = self.add_weight(shape=(m, out_features), name="bias", initializer="zeros",
                                     regularizer=self.bias_regularizer) if self.use_bias else None
 
-    def _kernel_initializer(self) -> keras.initializers.Initializer:
-        return resolve_initializer(self.kernel_initializer, self.default_kernel_initializer,
-                                   self.seed)
-
-    def _shared(self, inputs):
-        raise NotImplementedError
-
     def call(self, inputs):
         check_member_batch(self, inputs.shape[0])
         m = self.ensemble_size
@@ -142,7 +141,7 @@ class _BatchEnsembleBase(keras.layers.Layer):
         per_member = (m, 1) + (1,) * (len(inputs.shape) - 2) + (-1,)
         x = ops.reshape(inputs, (m, -1, *ops.shape(inputs)[1:]))
         x = ops.reshape(x * ops.reshape(self.alpha, per_member), (-1, *ops.shape(inputs)[1:]))
-        y = self._shared(x)
+        y = self.linear(x, self.kernel)
         y = ops.reshape(y, (m, -1, *ops.shape(y)[1:])) * ops.reshape(self.gamma, per_member)
         if self.use_bias:
             y = y + ops.reshape(self.bias, per_member)
@@ -162,7 +161,7 @@ class _BatchEnsembleBase(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ub")
-class DenseBatchEnsemble(_BatchEnsembleBase):
+class DenseBatchEnsemble(DenseKernelMap, _BatchEnsembleBase):
     """Dense layer of a BatchEnsemble: member m maps its rows x to
     activation(((x * r_m) @ W) * s_m + b_m), with one shared kernel W [D, units].
 
@@ -173,9 +172,6 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
     of the same initialiser). Regularisers are
     Keras loss terms on the kernel, the member biases and both fast weights.
     """
-
-    default_kernel_initializer = staticmethod(
-        lambda seed: keras.initializers.GlorotUniform(seed=seed))
 
     def __init__(self, units: int, ensemble_size: int, activation=None, use_bias: bool = True,
                  kernel_initializer: InitializerLike = None,
@@ -188,26 +184,9 @@ class DenseBatchEnsemble(_BatchEnsembleBase):
                          fast_weight_regularizer, seed, **kwargs)
         self.units = check_units(units)
 
-    def build(self, input_shape):
-        features = check_dense_input(self, input_shape)
-        check_member_batch(self, input_shape[0])
-        self.kernel = self.add_weight(shape=(features, self.units), name="kernel",
-                                      initializer=self._kernel_initializer(),
-                                      regularizer=self.kernel_regularizer)
-        self._build_member_weights(features, self.units)
-
-    def _shared(self, x):
-        return ops.matmul(x, self.kernel)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
 
 @keras.saving.register_keras_serializable(package="ub")
-class Conv2DBatchEnsemble(_BatchEnsembleBase):
+class Conv2DBatchEnsemble(Conv2DKernelMap, _BatchEnsembleBase):
     """2-D convolution of a BatchEnsemble, channels last: member m maps its rows x to
     activation(conv(x * r_m, W) * s_m + b_m), r_m over input channels, s_m and b_m over
     filters, one shared kernel W [kh, kw, C_in, filters].
@@ -217,8 +196,6 @@ class Conv2DBatchEnsemble(_BatchEnsembleBase):
     fast weights from ``sign_initializer(random_sign_init)``) are seeded from ``seed``;
     initialiser objects are used as given.
     """
-
-    default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], ensemble_size: int,
                  strides: int | tuple[int, int] = 1, padding: str = "same", activation=None,
@@ -232,24 +209,6 @@ class Conv2DBatchEnsemble(_BatchEnsembleBase):
                          fast_weight_regularizer, seed, **kwargs)
         self.filters, self.kernel_size, self.strides, self.padding = conv2d_arguments(
             filters, kernel_size, strides, padding)
-
-    def build(self, input_shape):
-        channels = check_conv2d_input(self, input_shape)
-        check_member_batch(self, input_shape[0])
-        self.kernel = self.add_weight(shape=(*self.kernel_size, channels, self.filters),
-                                      name="kernel", initializer=self._kernel_initializer(),
-                                      regularizer=self.kernel_regularizer)
-        self._build_member_weights(channels, self.filters)
-
-    def _shared(self, x):
-        return conv2d(x, self.kernel, self.strides, self.padding)
-
-    def compute_output_shape(self, input_shape):
-        return conv2d_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
-                                   self.padding)
-
-    def get_config(self):
-        return {**super().get_config(), **conv2d_config(self)}
 
 
 def fast_weights(model: keras.Model) -> list:

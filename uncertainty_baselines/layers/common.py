@@ -1,7 +1,7 @@
 """What the uncertainty layers share: initialiser arguments and their seeding, noise seeds per
-replica, layer-tree
-walks, and the argument and input-shape checks of the Dense- and Conv2D-style layers, so
-that every layer validates and reports its arguments in the same words."""
+replica, layer-tree walks, and the Dense- and Conv2D-style argument checks and kernel maps
+(shape checks, the linear map, output shape, config), so that every layer validates and
+reports its arguments in the same words."""
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence
@@ -91,7 +91,7 @@ def walk(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
         yield from walk(sub)
 
 
-# ----- Dense- and Conv2D-style arguments and input shapes -------------------------------------
+# ----- Dense- and Conv2D-style arguments and kernel maps -------------------------------------------
 def check_units(units: int) -> int:
     """`units` of a Dense-style layer, checked to be >= 1."""
     if units < 1:
@@ -118,24 +118,6 @@ def conv2d_arguments(filters: int, kernel_size: int | Sequence[int], strides: in
     return filters, pair(kernel_size, "kernel_size"), pair(strides, "strides"), padding
 
 
-def check_dense_input(layer: keras.layers.Layer, input_shape: Shape) -> int:
-    """The feature count of a Dense-style layer's inputs [batch, ..., features], which must
-    be known at build."""
-    if len(input_shape) < 2 or input_shape[-1] is None:
-        raise ValueError(f"{type(layer).__name__} expects inputs [batch, ..., features] with "
-                         f"known features, got shape {input_shape}.")
-    return input_shape[-1]
-
-
-def check_conv2d_input(layer: keras.layers.Layer, input_shape: Shape) -> int:
-    """The channel count of a Conv2D-style layer's inputs [batch, height, width, channels],
-    which must be known at build."""
-    if len(input_shape) != 4 or input_shape[-1] is None:
-        raise ValueError(f"{type(layer).__name__} expects inputs [batch, height, width, "
-                         f"channels] with known channels, got shape {input_shape}.")
-    return input_shape[-1]
-
-
 def check_member_batch(layer: keras.layers.Layer, batch_size: int | None) -> None:
     """Raise unless a static batch size divides into `layer.ensemble_size` member-major
     blocks (rows [m*B, (m+1)*B) of member m), as the ensemble layers' inputs must."""
@@ -153,21 +135,81 @@ def conv_length(length: int | None, kernel: int, stride: int, padding: str) -> i
     return -(-length // stride) if padding == "same" else (length - kernel) // stride + 1
 
 
-def conv2d(inputs, kernel, strides: tuple[int, int], padding: str):
-    """The channels-last 2-D convolution every Conv2D-style layer applies."""
-    return ops.conv(inputs, kernel, strides=strides, padding=padding,
-                    data_format="channels_last")
+class _KernelMap:
+    """What the two kernel maps share: the kernel weight, initialised and regularised as the
+    layer's arguments say. The layer sets ``kernel_initializer``, ``kernel_regularizer``
+    and ``seed``."""
+
+    default_kernel_initializer: Callable[[int], keras.initializers.Initializer]
+
+    def add_kernel(self, shape: Sequence[int], name: str = "kernel"):
+        """The kernel: ``kernel_initializer`` (None: ``default_kernel_initializer``, both
+        seeded from ``seed`` unless an initialiser object) and ``kernel_regularizer``."""
+        return self.add_weight(
+            shape=tuple(shape), name=name,
+            initializer=resolve_initializer(self.kernel_initializer,
+                                            self.default_kernel_initializer, self.seed),
+            regularizer=self.kernel_regularizer)
 
 
-def conv2d_config(layer: keras.layers.Layer) -> dict:
-    """The Conv2D arguments of a Conv2D-style layer's config."""
-    return {name: getattr(layer, name) for name in ("filters", "kernel_size", "strides", "padding")}
+class DenseKernelMap(_KernelMap):
+    """Mixin of the Dense-style layers: a kernel [features, units] applied over the inputs'
+    last axis, [batch, ..., features] -> [batch, ..., units], Glorot-uniform by default as
+    keras Dense. The layer sets ``self.units`` (``check_units``)."""
+
+    units: int
+    default_kernel_initializer = staticmethod(
+        lambda seed: keras.initializers.GlorotUniform(seed=seed))
+
+    def kernel_shape(self, input_shape: Shape) -> tuple[int, int]:
+        """The kernel's shape for these inputs, whose features must be known at build."""
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} expects inputs [batch, ..., features] "
+                             f"with known features, got shape {input_shape}.")
+        return input_shape[-1], self.units
+
+    def linear(self, inputs, kernel):
+        """inputs @ kernel over the last axis."""
+        return ops.matmul(inputs, kernel)
+
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units}
 
 
-def conv2d_output_shape(input_shape: Shape, filters: int, kernel_size: tuple[int, int],
-                        strides: tuple[int, int], padding: str) -> tuple[int | None, ...]:
-    """The output shape [batch, height', width', filters] of a Conv2D-style layer."""
-    return (input_shape[0],
-            *(conv_length(n, k, s, padding)
-              for n, k, s in zip(input_shape[1:3], kernel_size, strides)),
-            filters)
+class Conv2DKernelMap(_KernelMap):
+    """Mixin of the Conv2D-style layers: a channels-last 2-D convolution with a kernel [kh,
+    kw, C_in, filters], He-normal by default as the repo's convolutional models. The layer
+    sets ``filters``, ``kernel_size``, ``strides`` and ``padding`` (``conv2d_arguments``)."""
+
+    filters: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int]
+    padding: str
+    default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))
+
+    def kernel_shape(self, input_shape: Shape) -> tuple[int, int, int, int]:
+        """The kernel's shape for inputs [batch, height, width, channels], whose channels
+        must be known at build."""
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} expects inputs [batch, height, width, "
+                             f"channels] with known channels, got shape {input_shape}.")
+        return (*self.kernel_size, input_shape[-1], self.filters)
+
+    def linear(self, inputs, kernel):
+        """The convolution of inputs with kernel."""
+        return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding,
+                        data_format="channels_last")
+
+    def compute_output_shape(self, input_shape: Shape) -> tuple[int | None, ...]:
+        return (input_shape[0],
+                *(conv_length(n, k, s, self.padding)
+                  for n, k, s in zip(input_shape[1:3], self.kernel_size, self.strides)),
+                self.filters)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding}

@@ -26,20 +26,21 @@ from typing import Callable
 import keras
 from keras import ops
 
-from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike, ReplicaSeedGenerator,
-                                                 check_conv2d_input, check_dense_input,
-                                                 check_initializer, check_units, conv2d,
-                                                 conv2d_arguments, conv2d_config,
-                                                 conv2d_output_shape, derived_seed,
-                                                 resolve_initializer, serialize_initializer, walk)
+from uncertainty_baselines.layers.common import (Conv2DKernelMap, DenseKernelMap, InitializerLike,
+                                                 RegularizerLike, ReplicaSeedGenerator,
+                                                 check_initializer, check_units,
+                                                 conv2d_arguments, derived_seed,
+                                                 serialize_initializer, walk)
 from uncertainty_baselines.layers.variational import inverse_softplus
 
 
 class _FlipoutBase(keras.layers.Layer):
-    """Shared arguments, posterior weights, sampling and KL of the Flipout layers;
-    subclasses build the kernel shapes and apply the linear map in `_linear`."""
+    """Shared arguments, posterior weights, sampling and KL of the Flipout layers; a subclass
+    mixes in the kernel's map (``DenseKernelMap`` or ``Conv2DKernelMap``)."""
 
-    default_kernel_initializer: Callable[[int], keras.initializers.Initializer]
+    kernel_shape: Callable
+    add_kernel: Callable
+    linear: Callable
 
     def __init__(self, activation=None, use_bias: bool = True,
                  kernel_initializer: InitializerLike = None,
@@ -59,21 +60,15 @@ class _FlipoutBase(keras.layers.Layer):
         # A stream apart from the kernel initialiser's, which draws from `seed` itself.
         self.seed_generator = ReplicaSeedGenerator(derived_seed(seed, 1))
 
-    def _build_posterior(self, kernel_shape: tuple[int, ...]) -> None:
+    def build(self, input_shape):
         """kernel_loc and kernel_rho (the posterior's mu and rho) and the bias (or None)."""
-        self.kernel_loc = self.add_weight(
-            shape=kernel_shape, name="kernel_loc",
-            initializer=resolve_initializer(self.kernel_initializer,
-                                            self.default_kernel_initializer, self.seed),
-            regularizer=self.kernel_regularizer)
+        kernel_shape = self.kernel_shape(input_shape)
+        self.kernel_loc = self.add_kernel(kernel_shape, name="kernel_loc")
         self.kernel_rho = self.add_weight(
             shape=kernel_shape, name="kernel_rho",
             initializer=keras.initializers.Constant(inverse_softplus(self.init_stddev)))
         self.bias = self.add_weight(shape=kernel_shape[-1:], name="bias", initializer="zeros",
                                     regularizer=self.bias_regularizer) if self.use_bias else None
-
-    def _linear(self, inputs, kernel):
-        raise NotImplementedError
 
     def _signs(self, shape):
         """Rademacher (+1 or -1 with probability 1/2) values of `shape`."""
@@ -89,8 +84,8 @@ class _FlipoutBase(keras.layers.Layer):
         eps = keras.random.normal(self.kernel_loc.shape, seed=self.seed_generator,  # One kernel draw
                                   dtype=self.compute_dtype)  # per batch (per replica under tf.distribute).
         perturbation = ops.softplus(self.kernel_rho) * eps
-        outputs = (self._linear(inputs, self.kernel_loc)
-                   + self._linear(inputs * sign_in, perturbation) * sign_out)
+        outputs = (self.linear(inputs, self.kernel_loc)
+                   + self.linear(inputs * sign_in, perturbation) * sign_out)
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs)
@@ -115,7 +110,7 @@ class _FlipoutBase(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ub")
-class DenseFlipout(_FlipoutBase):
+class DenseFlipout(DenseKernelMap, _FlipoutBase):
     """Dense layer with a mean-field Gaussian kernel sampled by Flipout (module docstring):
     inputs [B, ..., D] -> activation(y) [B, ..., units], signs drawn per example.
 
@@ -124,9 +119,6 @@ class DenseFlipout(_FlipoutBase):
     given) and its stddev at ``init_stddev``. ``seed`` also seeds the noise: give every
     layer of a model its own. Regularisers (e.g. L2) act on the kernel mean and the bias.
     """
-
-    default_kernel_initializer = staticmethod(
-        lambda seed: keras.initializers.GlorotUniform(seed=seed))
 
     def __init__(self, units: int, activation=None, use_bias: bool = True,
                  kernel_initializer: InitializerLike = None,
@@ -137,22 +129,9 @@ class DenseFlipout(_FlipoutBase):
                          bias_regularizer, prior_stddev, init_stddev, seed, **kwargs)
         self.units = check_units(units)
 
-    def build(self, input_shape):
-        features = check_dense_input(self, input_shape)
-        self._build_posterior((features, self.units))
-
-    def _linear(self, inputs, kernel):
-        return ops.matmul(inputs, kernel)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
 
 @keras.saving.register_keras_serializable(package="ub")
-class Conv2DFlipout(_FlipoutBase):
+class Conv2DFlipout(Conv2DKernelMap, _FlipoutBase):
     """2-D convolution, channels last, with a mean-field Gaussian kernel [kh, kw, C_in,
     filters] sampled by Flipout (module docstring): signs per example over input channels
     and over filters.
@@ -162,8 +141,6 @@ class Conv2DFlipout(_FlipoutBase):
     and its stddev at ``init_stddev``. ``seed`` also seeds the noise: give every layer of a
     model its own. Regularisers (e.g. L2) act on the kernel mean and the bias.
     """
-
-    default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int],
                  strides: int | tuple[int, int] = 1, padding: str = "same", activation=None,
@@ -175,20 +152,6 @@ class Conv2DFlipout(_FlipoutBase):
                          bias_regularizer, prior_stddev, init_stddev, seed, **kwargs)
         self.filters, self.kernel_size, self.strides, self.padding = conv2d_arguments(
             filters, kernel_size, strides, padding)
-
-    def build(self, input_shape):
-        channels = check_conv2d_input(self, input_shape)
-        self._build_posterior((*self.kernel_size, channels, self.filters))
-
-    def _linear(self, inputs, kernel):
-        return conv2d(inputs, kernel, self.strides, self.padding)
-
-    def compute_output_shape(self, input_shape):
-        return conv2d_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
-                                   self.padding)
-
-    def get_config(self):
-        return {**super().get_config(), **conv2d_config(self)}
 
 
 def flipout_kl(model: keras.layers.Layer, tied_mean: bool = False):

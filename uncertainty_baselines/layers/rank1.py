@@ -18,7 +18,7 @@ factors; the ELBO adds ``rank1_kl(model)`` divided by the number of training
 examples (and annealed).
 
 Arguments of both layers: factor locations start from ``loc_initializer`` (None:
-``sign_initializer(random_sign_init, spread=0)``, for the reference's default 1/2 random
+``sign_initializer(random_sign_init)``, for the reference's default 1/2 random
 signs, +1 with that probability, else -1; alpha and gamma take independent draws) and
 scales at ``init_stddev`` (default: the reference's, below); ``prior_mean`` and
 ``prior_stddev`` are the prior's location and scale (reference: N(1, 0.1^2)).
@@ -37,11 +37,10 @@ import keras
 from keras import ops
 
 from uncertainty_baselines.layers.batchensemble import random_sign_init_error, sign_initializer
-from uncertainty_baselines.layers.common import (InitializerLike, RegularizerLike, ReplicaSeedGenerator,
-                                                 check_conv2d_input, check_dense_input,
+from uncertainty_baselines.layers.common import (Conv2DKernelMap, DenseKernelMap, InitializerLike,
+                                                 RegularizerLike, ReplicaSeedGenerator,
                                                  check_initializer, check_member_batch,
-                                                 check_units, conv2d, conv2d_arguments,
-                                                 conv2d_config, conv2d_output_shape, derived_seed,
+                                                 check_units, conv2d_arguments, derived_seed,
                                                  next_draw, resolve_initializer,
                                                  serialize_initializer, walk)
 from uncertainty_baselines.layers.variational import inverse_softplus
@@ -53,10 +52,12 @@ REFERENCE_INIT_STDDEV = math.sqrt(1e-3 / (1 - 1e-3))
 
 
 class _Rank1Base(keras.layers.Layer):
-    """Shared arguments, factor posteriors, sampling and KL of the rank-1 layers;
-    subclasses build the shared kernel and apply the shared linear map in `_shared`."""
+    """Shared arguments, factor posteriors, sampling and KL of the rank-1 layers; a subclass
+    mixes in the shared kernel's map (``DenseKernelMap`` or ``Conv2DKernelMap``)."""
 
-    default_kernel_initializer: Callable[[int], keras.initializers.Initializer]
+    kernel_shape: Callable
+    add_kernel: Callable
+    linear: Callable
 
     def __init__(self, ensemble_size: int, activation=None, use_bias: bool = True,
                  distribution: str = "normal", prior_mean: float = 1.0,
@@ -91,16 +92,14 @@ class _Rank1Base(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.seed_generator = ReplicaSeedGenerator(derived_seed(seed, 2))
 
-    def _build_weights(self, kernel_shape: tuple[int, ...]) -> None:
+    def build(self, input_shape):
         """The shared kernel; alpha_loc, alpha_rho [M, in]; gamma_loc, gamma_rho and the
         member biases [M, out]."""
-        self.kernel = self.add_weight(
-            shape=kernel_shape, name="kernel",
-            initializer=resolve_initializer(self.kernel_initializer,
-                                            self.default_kernel_initializer, self.seed),
-            regularizer=self.kernel_regularizer)
+        kernel_shape = self.kernel_shape(input_shape)
+        check_member_batch(self, input_shape[0])
+        self.kernel = self.add_kernel(kernel_shape)
         loc_init = resolve_initializer(
-            self.loc_initializer, lambda s: sign_initializer(self.random_sign_init, s, spread=0.0),
+            self.loc_initializer, lambda s: sign_initializer(self.random_sign_init, s),
             derived_seed(self.seed, 1))
         rho_init = keras.initializers.Constant(inverse_softplus(self.init_stddev))
         m, (fan_in, fan_out) = self.ensemble_size, kernel_shape[-2:]
@@ -131,9 +130,6 @@ class _Rank1Base(keras.layers.Layer):
                           -self.max_perturbation, self.max_perturbation)
         return ops.reshape(sample, (m, -1) + (1,) * middle + (d,))
 
-    def _shared(self, inputs):
-        raise NotImplementedError
-
     def call(self, inputs):
         check_member_batch(self, inputs.shape[0])
         m, row_shape = self.ensemble_size, ops.shape(inputs)[1:]
@@ -141,7 +137,7 @@ class _Rank1Base(keras.layers.Layer):
         x = ops.reshape(inputs, (m, -1, *row_shape))  # [M, B, ..., D_in]
         rows = ops.shape(x)[1]
         x = x * self._factors(self.alpha_loc, self.alpha_rho, rows, middle)
-        y = self._shared(ops.reshape(x, (-1, *row_shape)))
+        y = self.linear(ops.reshape(x, (-1, *row_shape)), self.kernel)
         y = ops.reshape(y, (m, -1, *ops.shape(y)[1:]))
         y = y * self._factors(self.gamma_loc, self.gamma_rho, rows, middle)
         if self.use_bias:
@@ -177,16 +173,13 @@ class _Rank1Base(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ub")
-class DenseRank1(_Rank1Base):
+class DenseRank1(DenseKernelMap, _Rank1Base):
     """Rank-1 Bayesian Dense layer (module docstring): member m maps its rows x to
     activation(((x * alpha) @ W) * gamma + b_m), alpha ~ q(alpha_m), gamma ~ q(gamma_m)
     per example, one shared kernel W [D, units] (default init Glorot-uniform, as keras
     Dense). Inputs [M*B, ..., D] (member-major tiled) -> [M*B, ..., units]; arguments as
     in the module docstring.
     """
-
-    default_kernel_initializer = staticmethod(
-        lambda seed: keras.initializers.GlorotUniform(seed=seed))
 
     def __init__(self, units: int, ensemble_size: int, activation=None, use_bias: bool = True,
                  distribution: str = "normal", prior_mean: float = 1.0,
@@ -202,31 +195,15 @@ class DenseRank1(_Rank1Base):
                          deterministic, seed, **kwargs)
         self.units = check_units(units)
 
-    def build(self, input_shape):
-        features = check_dense_input(self, input_shape)
-        check_member_batch(self, input_shape[0])
-        self._build_weights((features, self.units))
-
-    def _shared(self, x):
-        return ops.matmul(x, self.kernel)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.units)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
-
 
 @keras.saving.register_keras_serializable(package="ub")
-class Conv2DRank1(_Rank1Base):
+class Conv2DRank1(Conv2DKernelMap, _Rank1Base):
     """Rank-1 Bayesian 2-D convolution, channels last (module docstring): member m maps
     its rows x to activation(conv(x * alpha, W) * gamma + b_m), alpha over input channels,
     gamma and b_m over filters, drawn per example; one shared kernel W [kh, kw, C_in,
     filters] (default init He-normal, as the repo's convolutional models).
     Inputs [M*B, H, W, C_in] (member-major tiled); arguments as in the module docstring.
     """
-
-    default_kernel_initializer = staticmethod(lambda seed: keras.initializers.HeNormal(seed=seed))
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, int], ensemble_size: int,
                  strides: int | tuple[int, int] = 1, padding: str = "same", activation=None,
@@ -243,21 +220,6 @@ class Conv2DRank1(_Rank1Base):
                          deterministic, seed, **kwargs)
         self.filters, self.kernel_size, self.strides, self.padding = conv2d_arguments(
             filters, kernel_size, strides, padding)
-
-    def build(self, input_shape):
-        channels = check_conv2d_input(self, input_shape)
-        check_member_batch(self, input_shape[0])
-        self._build_weights((*self.kernel_size, channels, self.filters))
-
-    def _shared(self, x):
-        return conv2d(x, self.kernel, self.strides, self.padding)
-
-    def compute_output_shape(self, input_shape):
-        return conv2d_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
-                                   self.padding)
-
-    def get_config(self):
-        return {**super().get_config(), **conv2d_config(self)}
 
 
 def rank1_kl(model: keras.layers.Layer):
