@@ -7,7 +7,9 @@ softmax. Reference defaults: M = 4, fast weights drawn from N(1, 0.5^2) (the ref
 script's --random_sign_init=-0.5, which BASELINES.md summarises as random signs;
 random signs, +1 with probability p, are --random_sign_init=p), the fast weights trained
 at half the learning rate, L2 3e-4, 250 epochs, decays at the reference's 80/160/180
-"of 200" rescaled to 250 epochs (100/200/225).
+"of 200" rescaled to 250 epochs (100/200/225). Deviation: the half rate applies to the fast
+weights alone; the reference CIFAR script also gives it to the head's member biases (every
+variable that is neither a kernel nor batch norm).
 
   python baselines/cifar/batchensemble.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-batchensemble --depth=28 --width=10 --batch_size=512

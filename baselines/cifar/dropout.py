@@ -4,9 +4,11 @@ The deterministic WRN with dropout on every residual branch (between the two con
 each block) that stays on at test time: the prediction averages the softmax of
 `--num_dropout_samples` stochastic passes, and the passes' spread gives the mutual
 information OOD score. Reference defaults: rate 0.1, base LR 0.05, L2 3e-4. Deviation
-from the reference script: its default drops before both convs of a block; this one
-drops once per branch, where the WRN paper puts dropout (`--filterwise_dropout` drops
-whole feature maps instead of elements).
+from the reference script: its default (`residual_dropout`) drops once per block right
+after the first conv, before the second batch norm; this one drops once per block after
+the second batch norm and ReLU, before the second conv, where the WRN paper puts dropout
+(`--filterwise_dropout` drops whole feature maps instead of elements). The reference
+evaluates 1 pass by default and reports 30; `--num_dropout_samples` defaults to 5.
 
   python baselines/cifar/dropout.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-dropout --depth=28 --width=10 --batch_size=512

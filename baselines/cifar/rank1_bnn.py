@@ -11,7 +11,9 @@ stddev init sqrt(p / (1 - p)) with the reference's dropout-like p = 1e-3, prior 
 KL annealed over 200 epochs, L2 1e-4 (kernels, biases, batch norm), 250 epochs, LR decays
 at the reference's 80/160/180 "of 200" rescaled to 250 epochs (100/200/225).
 Evaluation draws one sample per member (the reference's default; no flag for more).
-Deviation: train/kl reports the annealed term that enters the loss, not the raw KL / N.
+Deviations: train/kl reports the annealed term that enters the loss, not the raw KL / N;
+the factors' initial scales are all exactly that stddev, where the reference draws their
+softplus-inverse from a truncated normal of stddev 0.1 around it.
 
   python baselines/cifar/rank1_bnn.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-rank1 --depth=28 --width=10 --batch_size=128

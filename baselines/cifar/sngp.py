@@ -19,7 +19,10 @@ reference script: its flags give base LR 0.05 and lambda 25 on CIFAR-10 (0.08 an
 CIFAR-100) and a total batch of 512. Here the batch is 128, as in the other scripts (the
 LR scales with it). Dropout is applied once per residual branch (before its second conv),
 not also before the first conv, after the stem and in the downsampling blocks. The GP
-output kernel takes --l2 (edward2's 1e-6 in the reference).
+output kernel takes --l2 (edward2's 1e-6 in the reference). The precision here sums every
+replica's batches (the whole epoch), where edward2's precision variable (as we read its
+code) keeps only the first replica's (1/8 of the epoch on the reference's 8 cores), so the
+same lambda sees predictive variances about 8x smaller than the reference's.
 
   python baselines/cifar/sngp.py --dataset=cifar10 --data_dir=/work/data \
       --output_dir=/tmp/wrn28-10-sngp --depth=28 --width=10 --batch_size=512 \
