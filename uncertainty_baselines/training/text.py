@@ -84,8 +84,11 @@ def bert_dir(config: Any) -> pathlib.Path:
 
 
 def bert_kwargs(config: Any, data: experiment.ImageData) -> dict[str, Any]:
-    """The kwargs every BERT registry model of a text run takes, from the flags and data."""
-    return {"num_classes": data.num_classes, "bert_dir": config.bert_dir, "max_seq_length": data.input_shape[0],
+    """The kwargs every BERT registry model of a text run takes, from the flags and data.
+    --bert_dir is recorded absolute, so `ub.models.load` works from any folder; None (the
+    installed MiniLM) stays None, found again on the machine that loads the run."""
+    folder = str(pathlib.Path(config.bert_dir).resolve()) if config.bert_dir else None
+    return {"num_classes": data.num_classes, "bert_dir": folder, "max_seq_length": data.input_shape[0],
             "dropout_rate": config.dropout_rate, "seed": config.seed}
 
 
