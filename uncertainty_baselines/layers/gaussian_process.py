@@ -88,9 +88,9 @@ class RandomFeatureGaussianProcess(keras.layers.Layer):
     cos(x W + b), equivalent to a ridge D / 2 times larger).
 
     Every training call adds the batch's Phi^T Phi to the precision P: exactly
-    (``covariance_momentum`` <= 0, as edward2: P = s I + the sum over the examples seen since the last
-    ``reset_covariance()``, which the training loop calls at the start of each epoch), or
-    discounted (momentum m in (0, 1): P <- m P + (1 - m) Phi^T Phi / batch). Under
+    (``covariance_momentum`` <= 0, as edward2: P = s I + the sum over the examples seen
+    since the last ``reset_covariance()``, which the training loop calls at the start of
+    each epoch), or discounted (momentum m in (0, 1): P <- m P + (1 - m) Phi^T Phi / batch). Under
     tf.distribute each replica adds its own batch's term (summed, resp. averaged, over the
     replicas), so P is that of the global batch; ``reset_covariance()`` must be called
     outside the replicated step. Other calls return the predictive variance
