@@ -1,6 +1,7 @@
-"""baselines/clinc_intent/sngp.py end to end on the tiny CLINC set: the spectral-normalised
-pooler and GP output layer, the precision reset at each epoch start, its OOD score kinds on
-the combined test set, and exact resume from a checkpoint (the precision included)."""
+"""baselines/clinc_intent/sngp.py end to end on the tiny CLINC set: the trained pooler's
+operator norm at its bound, the GP output layer, the precision reset at each epoch start,
+its OOD score kinds on the combined test set, and exact resume from a checkpoint (the
+precision included)."""
 import numpy as np
 import pytest
 
@@ -8,13 +9,13 @@ import clinc_e2e
 from clinc_e2e import NUM_TEST, NUM_TRAIN, without_timing
 from uncertainty_baselines.runs import checkpoint
 
-RIDGE, INDUCING = 15.0, 64
+RIDGE, INDUCING, BOUND = 15.0, 64, 0.25  # BOUND: below the tiny pooler's norm (~0.57)
 
 
 def sngp_args(bert_dir):
     return [f"--bert_dir={bert_dir}", "--batch_size=32", "--eval_batch_size=64", "--train_epochs=2",
-            f"--num_inducing={INDUCING}", "--learning_rate=5e-3", "--steps_per_loop=3", "--log_interval_s=0",
-            "--seed=5"]
+            f"--num_inducing={INDUCING}", f"--spec_norm_bound={BOUND}", "--learning_rate=5e-3",
+            "--steps_per_loop=3", "--log_interval_s=0", "--seed=5"]
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +48,13 @@ def test_resume_from_the_first_checkpoint_is_exact(sngp_run, clinc_data_dir, cli
     clinc_e2e.resume_from_first_checkpoint("sngp", sngp_args(clinc_bert_dir), clinc_data_dir, sngp_run, tmp_path / "resumed")
     got, ref = clinc_e2e.record(tmp_path / "resumed"), clinc_e2e.record(sngp_run)
     assert without_timing(got["metrics"]) == without_timing(ref["metrics"])
+
+
+def test_the_trained_pooler_is_within_its_spectral_bound(sngp_run):
+    import uncertainty_baselines as ub
+    model = ub.models.load(sngp_run)
+    [pooler] = [layer for layer in model._flatten_layers() if layer.name == "pooled_dense_spectral_norm"]
+    raw = np.linalg.svd(np.asarray(pooler.kernel), compute_uv=False)[0]
+    bounded = np.linalg.svd(np.asarray(pooler.normalized_kernel()), compute_uv=False)[0]
+    assert raw > 1.5 * BOUND  # the bound is active, so the check below can fail
+    assert BOUND * 0.9 < bounded < BOUND * 1.02  # power iteration's estimate, one step a batch
