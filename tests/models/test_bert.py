@@ -136,6 +136,22 @@ def test_every_trainable_variable_gets_a_gradient(tiny_bert_dir):
     assert [v.path for v, g in zip(model.trainable_variables, grads) if g is None] == []
 
 
+@pytest.mark.parametrize("name", ["bert_classifier", "bert_sngp", "bert_mc_dropout"])
+def test_adamw_decays_the_kernels_and_embeddings_of_the_real_models_only(tiny_bert_dir, name):
+    from uncertainty_baselines.training import schedules
+    model = ub.models.get(name, bert_dir=str(tiny_bert_dir), num_classes=3)
+    optimizer = schedules.adamw(1e-3)
+    optimizer.build(model.trainable_variables)
+    kinds = {}
+    for v in model.trainable_variables:
+        kinds.setdefault(optimizer._use_weight_decay(v), set()).add(v.path.rsplit("/", 1)[-1])
+    assert kinds == {True: {"kernel", "embeddings"}, False: {"gamma", "beta", "bias"}}
+    # 6 kernels a transformer layer (query, key, value, attention output, two feed-forward),
+    # pooler and head; token, position and segment embeddings.
+    decayed = [v for v in model.trainable_variables if optimizer._use_weight_decay(v)]
+    assert len(decayed) == 6 * TINY["num_hidden_layers"] + 2 + 3
+
+
 @pytest.mark.parametrize("equation, bias_axes, split", [
     ("abc,cde->abde", "de", (1, 2)), ("abcd,cde->abe", "e", (2, 1)), ("abc,cd->abd", None, (1, 1)),
     ("abc,cde->abde", "d", None), ("abc,dce->abde", None, None), ("abcd,aecd->acbe", None, None)])
