@@ -217,3 +217,47 @@ def test_l2_scope_kernels_penalises_only_the_kernels(name, extra):
     expected = sum(1e-2 * float(np.sum(np.square(v))) for v in kernels)
     assert float(sum(kernels_only.losses)) == pytest.approx(expected, rel=1e-5)
     assert float(sum(model.losses)) > expected  # BN scales (initially 1) are penalised too.
+
+
+
+def shortcut_sources(model: keras.Model) -> list[str]:
+    """The class of the layer each 1x1 (shortcut) conv reads from, in the model or the
+    member network it wraps."""
+    layers = [l for m in [model, *[l for l in model.layers if isinstance(l, keras.Model)]] for l in m.layers]
+    return [type(layer.input._keras_history.operation).__name__ for layer in layers
+            if getattr(layer, "kernel_size", None) == (1, 1)]
+
+
+def test_shortcut_input_activated_feeds_the_shortcut_conv_the_first_bn_relu():
+    raw, activated = tiny(seed=3, width_multiplier=2), tiny(seed=3, width_multiplier=2, shortcut_input="activated")
+    assert shortcut_sources(raw) == ["Conv2D", "Add", "Add"]  # the stem conv, then the blocks' sums
+    assert shortcut_sources(activated) == ["Activation"] * 3
+    assert all(np.array_equal(a, b) for a, b in zip(weights(raw), weights(activated)))
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    assert not np.allclose(raw(x), activated(x))
+    with pytest.raises(ValueError, match="shortcut_input must be one of \\['raw', 'activated'\\]"):
+        tiny(shortcut_input="relu")
+
+
+@pytest.mark.parametrize("name, extra", [("wide_resnet_mc_dropout", {}), ("wide_resnet_mimo", {"ensemble_size": 2}),
+                                         ("wide_resnet_batchensemble", {"ensemble_size": 2}),
+                                         ("wide_resnet_rank1", {"ensemble_size": 2}), ("wide_resnet_variational", {}),
+                                         ("wide_resnet_sngp", {"num_inducing": 8}),
+                                         ("wide_resnet_heteroscedastic", {"num_mc_samples": 4})])
+def test_every_wrn_of_the_registry_takes_the_shortcut_input(name, extra):
+    kwargs = {"input_shape": (8, 8, 3), "depth": 10, "width_multiplier": 2, "num_classes": 3, "seed": 0, **extra}
+    stem, *blocks = shortcut_sources(ub.models.get(name, **kwargs))
+    assert "Conv2D" in stem and blocks == ["Add", "Add"]  # the method's stem conv, the sums
+    assert shortcut_sources(ub.models.get(name, **kwargs, shortcut_input="activated")) == ["Activation"] * 3
+
+
+def test_the_shortcut_flag_reaches_the_model_kwargs_only_when_not_the_reference():
+    from types import SimpleNamespace
+    data = SimpleNamespace(input_shape=(8, 8, 3), num_classes=3)
+    config = SimpleNamespace(depth=10, width=2, l2=0.0, seed=0, initializer="he_normal", l2_scope="all",
+                             shortcut_input="raw")
+    assert "shortcut_input" not in flags.wide_resnet_kwargs(config, data)  # as runs made before the flag
+    config.shortcut_input = "activated"
+    kwargs = flags.wide_resnet_kwargs(config, data)
+    assert kwargs["shortcut_input"] == "activated"
+    assert shortcut_sources(ub.models.get("wide_resnet", **kwargs)) == ["Activation"] * 3

@@ -4,7 +4,9 @@ WRN-d-k: depth d = 6n + 4 convolutions (n blocks per group, three groups of 16k,
 filters at strides 1, 2, 2), BatchNorm epsilon 1e-5 and momentum 0.9, He-normal init,
 no conv biases, global average pooling and a dense layer producing logits. The shortcut
 takes the block's raw input (identity, or a 1x1 conv when the shape changes), as the
-reference does. Written against Keras layers only, so it runs on TF, JAX and torch.
+reference does; `shortcut_input="activated"` feeds the 1x1 conv the block's first BN-ReLU
+instead, as the WRN paper's own code. Written against Keras layers only, so it runs on TF,
+JAX and torch.
 
 A method changes the network through layer factories rather than flags: `conv` builds
 every convolution, `head` the output layer, and `branch` runs inside each residual branch
@@ -46,23 +48,27 @@ def identity(x: keras.KerasTensor) -> keras.KerasTensor:
     return x
 
 
+SHORTCUT_INPUTS = ("raw", "activated")
+
+
 def _block(x, filters: int, strides: int, conv_l2: float, bn_l2: float, init: Init,
-           conv: ConvFactory, branch: TensorFn):
-    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-branch-conv3x3 plus the shortcut."""
-    y = keras.layers.Activation("relu")(batch_norm(bn_l2)(x))
-    y = conv(filters, 3, strides, conv_l2, init)(y)
+           conv: ConvFactory, branch: TensorFn, shortcut_input: str):
+    """Pre-activation basic block: BN-ReLU-conv3x3-BN-ReLU-branch-conv3x3 plus the shortcut;
+    a 1x1 shortcut conv reads the block's raw input or its first BN-ReLU (`shortcut_input`)."""
+    activated = keras.layers.Activation("relu")(batch_norm(bn_l2)(x))
+    y = conv(filters, 3, strides, conv_l2, init)(activated)
     y = branch(keras.layers.Activation("relu")(batch_norm(bn_l2)(y)))
     y = conv(filters, 3, 1, conv_l2, init)(y)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = conv(filters, 1, strides, conv_l2, init)(x)
+        shortcut = conv(filters, 1, strides, conv_l2, init)(activated if shortcut_input == "activated" else x)
     return keras.layers.Add()([shortcut, y])
 
 
 def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
                 num_classes: int, l2: float = 0.0, seed: int = 0,
                 l2_overrides: Mapping[str, float] | None = None, initializer: str = "he_normal", *,
-                conv: ConvFactory = conv2d, head: HeadFactory = dense_head,
+                shortcut_input: str = "raw", conv: ConvFactory = conv2d, head: HeadFactory = dense_head,
                 branch: TensorFn = identity) -> keras.Model:
     """Builds WRN-`depth`-`width_multiplier` mapping images (H, W, C) to `num_classes` logits.
 
@@ -76,6 +82,9 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
       l2_overrides: per-group coefficients overriding `l2`, keys from `L2_GROUPS`.
       initializer: the kernels' initialiser, "he_normal" (the reference) or
         "glorot_uniform" (Keras' default; trains faster at a few epochs).
+      shortcut_input: what a 1x1 shortcut conv (where the shape changes) reads: "raw", the
+        block's input (the reference), or "activated", the block's first BN-ReLU output (the
+        WRN paper's code; trains faster at a few epochs).
       conv: builds every convolution (stem, block and 1x1 shortcut convs, in that order).
       head: builds the output layer on the pooled features, with the `dense_kernel` and
         `dense_bias` L2 coefficients.
@@ -89,6 +98,8 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+    if shortcut_input not in SHORTCUT_INPUTS:
+        raise ValueError(f"shortcut_input must be one of {list(SHORTCUT_INPUTS)}, got {shortcut_input!r}")
     coeff = l2_coefficients(l2, l2_overrides)
     init = initializer_stream(seed, initializer)
     num_blocks = (depth - 4) // 6
@@ -98,7 +109,7 @@ def wide_resnet(input_shape: Sequence[int], depth: int, width_multiplier: int,
     for group, (filters, strides) in enumerate(((16, 1), (32, 2), (64, 2)), start=1):
         for block in range(num_blocks):
             x = _block(x, filters * width_multiplier, strides if block == 0 else 1,
-                       coeff[f"group_{group}_conv"], coeff["bn"], init, conv, branch)
+                       coeff[f"group_{group}_conv"], coeff["bn"], init, conv, branch, shortcut_input)
     x = keras.layers.Activation("relu")(batch_norm(coeff["bn"])(x))
     x = keras.layers.GlobalAveragePooling2D()(x)
     logits = head(num_classes, coeff["dense_kernel"], coeff["dense_bias"], init)(x)
@@ -118,12 +129,12 @@ def mc_dropout_branch(rate: float, seed: int, filterwise: bool = False) -> Tenso
 def wide_resnet_mc_dropout(input_shape: Sequence[int], depth: int, width_multiplier: int,
                            num_classes: int, l2: float = 0.0, seed: int = 0,
                            dropout_rate: float = 0.1, filterwise: bool = False,
-                           initializer: str = "he_normal",
+                           initializer: str = "he_normal", shortcut_input: str = "raw",
                            l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
     """WRN with MC dropout (Gal & Ghahramani 2016) on each residual branch, active at test
     time; with rate 0 it computes exactly the plain WRN of the same seed."""
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                       l2_overrides=l2_overrides, initializer=initializer,
+                       l2_overrides=l2_overrides, initializer=initializer, shortcut_input=shortcut_input,
                        branch=mc_dropout_branch(dropout_rate, seed, filterwise))
 
 
@@ -138,7 +149,7 @@ def member_head(num_members: int) -> HeadFactory:
 
 def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: int,
                      num_classes: int, l2: float = 0.0, seed: int = 0, ensemble_size: int = 3,
-                     initializer: str = "he_normal",
+                     initializer: str = "he_normal", shortcut_input: str = "raw",
                      l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
     """MIMO WRN (Havasi et al. 2021): `ensemble_size` images stacked on the channel axis in,
     one set of logits per member out, [B, M, K]. `input_shape` is one image's."""
@@ -147,6 +158,7 @@ def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: i
     height, width, channels = input_shape
     return wide_resnet((height, width, channels * ensemble_size), depth, width_multiplier, num_classes,
                        l2=l2, seed=seed, l2_overrides=l2_overrides, initializer=initializer,
+                       shortcut_input=shortcut_input,
                        head=member_head(ensemble_size))
 
 
@@ -178,7 +190,7 @@ def batchensemble_factories(ensemble_size: int, seed: int,
 
 def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_multiplier: int,
                               num_classes: int, l2: float = 0.0, seed: int = 0,
-                              ensemble_size: int = 4, initializer: str = "he_normal",
+                              ensemble_size: int = 4, initializer: str = "he_normal", shortcut_input: str = "raw",
                               l2_overrides: Mapping[str, float] | None = None,
                               random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT) -> keras.Model:
     """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
@@ -193,7 +205,8 @@ def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_mult
         raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
     conv, head = batchensemble_factories(ensemble_size, seed, random_sign_init)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                          l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
+                          l2_overrides=l2_overrides, initializer=initializer, shortcut_input=shortcut_input,
+                          conv=conv, head=head)
     return tiled_members(members, ensemble_size, "batchensemble")
 
 
@@ -238,6 +251,7 @@ def rank1_factories(ensemble_size: int, seed: int, **factor_args: Any) -> tuple[
 
 def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: int,
                       num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                      shortcut_input: str = "raw",
                       l2_overrides: Mapping[str, float] | None = None, *, ensemble_size: int = 4,
                       distribution: str = "normal", prior_mean: float = 1.0, prior_stddev: float = 0.1,
                       init_stddev: float = REFERENCE_INIT_STDDEV, random_sign_init: float = 0.5) -> keras.Model:
@@ -258,7 +272,8 @@ def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: 
                                  prior_stddev=prior_stddev, init_stddev=init_stddev,
                                  random_sign_init=random_sign_init)
     members = wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                          l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
+                          l2_overrides=l2_overrides, initializer=initializer, shortcut_input=shortcut_input,
+                          conv=conv, head=head)
     return tiled_members(members, ensemble_size, "rank1")
 
 
@@ -282,6 +297,7 @@ def flipout_factories(seed: int, prior_stddev: float, init_stddev: float) -> tup
 
 def wide_resnet_variational(input_shape: Sequence[int], depth: int, width_multiplier: int,
                             num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                            shortcut_input: str = "raw",
                             l2_overrides: Mapping[str, float] | None = None, *, prior_stddev: float = 0.1,
                             init_stddev: float = 1e-3) -> keras.Model:
     """Variational WRN (mean-field Gaussian kernels sampled by Flipout, Wen et al. 2018):
@@ -290,7 +306,8 @@ def wide_resnet_variational(input_shape: Sequence[int], depth: int, width_multip
     at inference; its KL is `ub.layers.flipout_kl(model, tied_mean)` (`prior_stddev`)."""
     conv, head = flipout_factories(seed, prior_stddev, init_stddev)
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                       l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head)
+                       l2_overrides=l2_overrides, initializer=initializer, shortcut_input=shortcut_input,
+                       conv=conv, head=head)
 
 
 def spectral_norm_conv(norm_multiplier: float, power_iterations: int,
@@ -336,6 +353,7 @@ def sngp_factories(seed: int, spec_norm_bound: float, spec_norm_iterations: int,
 
 def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: int,
                      num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                     shortcut_input: str = "raw",
                      l2_overrides: Mapping[str, float] | None = None, *, spec_norm_bound: float = 6.0,
                      spec_norm_iterations: int = 1, num_inducing: int = 1024, gp_length_scale: float = 20.0,
                      gp_input_dim: int | None = 128, gp_ridge_penalty: float = 1.0,
@@ -358,7 +376,8 @@ def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: i
         ridge_penalty=gp_ridge_penalty, covariance_momentum=gp_covariance_momentum,
         mean_field_factor=gp_mean_field_factor)
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                       l2_overrides=l2_overrides, initializer=initializer, conv=conv, head=head, branch=branch)
+                       l2_overrides=l2_overrides, initializer=initializer, shortcut_input=shortcut_input,
+                       conv=conv, head=head, branch=branch)
 
 
 def heteroscedastic_head(num_factors: int, temperature: float, num_mc_samples: int, seed: int) -> HeadFactory:
@@ -373,6 +392,7 @@ def heteroscedastic_head(num_factors: int, temperature: float, num_mc_samples: i
 
 def wide_resnet_heteroscedastic(input_shape: Sequence[int], depth: int, width_multiplier: int,
                                 num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
+                                shortcut_input: str = "raw",
                                 l2_overrides: Mapping[str, float] | None = None, *, num_factors: int = 6,
                                 temperature: float = 1.3, num_mc_samples: int = 10_000) -> keras.Model:
     """Heteroscedastic WRN (Collier et al. 2021): the WRN with a Monte-Carlo heteroscedastic
@@ -381,4 +401,4 @@ def wide_resnet_heteroscedastic(input_shape: Sequence[int], depth: int, width_mu
     the log of the MC-averaged probability, [B, K]. The head's seed comes from `seed`."""
     head = heteroscedastic_head(num_factors, temperature, num_mc_samples, layer_seeds(seed, 6)())
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
-                       l2_overrides=l2_overrides, initializer=initializer, head=head)
+                       l2_overrides=l2_overrides, initializer=initializer, shortcut_input=shortcut_input, head=head)

@@ -145,12 +145,16 @@ def define_wide_resnet_flags(depth: int = 28, width: int = 10) -> None:
     flags.DEFINE_enum("initializer", "he_normal", ["he_normal", "glorot_uniform"],
                       "Kernel initialiser: he_normal (the reference) or glorot_uniform (Keras' "
                       "default; trains faster on short budgets).")
+    flags.DEFINE_enum("shortcut_input", "raw", ["raw", "activated"],
+                      "What a 1x1 shortcut conv reads: raw (the block's input; the reference) or "
+                      "activated (the block's first BN-ReLU; the WRN paper's code, trains faster on "
+                      "short budgets).")
     flags.DEFINE_enum("l2_scope", "all", list(L2_SCOPES),
                       "What --l2 penalises: all (the reference: conv and dense kernels, batch-norm "
                       "scales and offsets, the head's bias) or kernels (conv and dense kernels only).")
 
 
-WIDE_RESNET_FLAGS = ("depth", "width", "initializer", "l2_scope")
+WIDE_RESNET_FLAGS = ("depth", "width", "initializer", "shortcut_input", "l2_scope")
 
 
 def wide_resnet_errors(config: Any) -> list[str]:
@@ -177,6 +181,8 @@ def wide_resnet_kwargs(config: Any, data: Any) -> dict[str, Any]:
               "initializer": config.initializer}
     if L2_SCOPES[config.l2_scope] is not None:
         kwargs["l2_overrides"] = dict(L2_SCOPES[config.l2_scope])
+    if config.shortcut_input != "raw":  # Recorded when not the default, as runs before the flag.
+        kwargs["shortcut_input"] = config.shortcut_input
     return kwargs
 
 
