@@ -5,7 +5,8 @@
 # hyperparameters at their reference defaults. One row at a time under a lock; a killed row
 # resumes from its last checkpoint when this script runs again, finished rows are skipped.
 #   DATA_DIR=/work/data RUNS=/work/runs/table bash baselines/cifar/common_budget.sh
-# ROWS="sngp heteroscedastic" runs only the named rows (the ensemble needs its members' runs).
+# ROWS="sngp heteroscedastic" runs only the named rows (the ensemble needs its members' runs);
+# EXTRA="--shortcut_input=activated" adds flags to every trained row (use a new RUNS folder).
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -14,7 +15,8 @@ RUNS=${RUNS:-runs/table}
 LOCK=${LOCK:-/tmp/heavy.lock}
 mkdir -p "$RUNS"
 COMMON="--dataset=cifar10 --data_dir=$DATA_DIR --depth=16 --width=2 --train_epochs=4 --batch_size=128
-  --lr_schedule=cosine --lr_warmup_epochs=0.5128 --initializer=glorot_uniform --l2=5e-4 --base_learning_rate=0.2"
+  --lr_schedule=cosine --lr_warmup_epochs=0.5128 --initializer=glorot_uniform --l2=5e-4 --base_learning_rate=0.2
+  ${EXTRA:-}"
 EVAL="--eval_on_ood --ood_dataset=mnist --corruptions_interval=4 --severities=3"
 
 row() {  # row NAME SCRIPT ARGS...: one run, skipped when its run.json exists.
