@@ -129,8 +129,9 @@ def mc_dropout_branch(rate: float, seed: int, filterwise: bool = False) -> Tenso
 def wide_resnet_mc_dropout(input_shape: Sequence[int], depth: int, width_multiplier: int,
                            num_classes: int, l2: float = 0.0, seed: int = 0,
                            dropout_rate: float = 0.1, filterwise: bool = False,
-                           initializer: str = "he_normal", shortcut_input: str = "raw",
-                           l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
+                           initializer: str = "he_normal",
+                           l2_overrides: Mapping[str, float] | None = None,
+                           shortcut_input: str = "raw") -> keras.Model:
     """WRN with MC dropout (Gal & Ghahramani 2016) on each residual branch, active at test
     time; with rate 0 it computes exactly the plain WRN of the same seed."""
     return wide_resnet(input_shape, depth, width_multiplier, num_classes, l2=l2, seed=seed,
@@ -149,8 +150,9 @@ def member_head(num_members: int) -> HeadFactory:
 
 def wide_resnet_mimo(input_shape: Sequence[int], depth: int, width_multiplier: int,
                      num_classes: int, l2: float = 0.0, seed: int = 0, ensemble_size: int = 3,
-                     initializer: str = "he_normal", shortcut_input: str = "raw",
-                     l2_overrides: Mapping[str, float] | None = None) -> keras.Model:
+                     initializer: str = "he_normal",
+                     l2_overrides: Mapping[str, float] | None = None,
+                     shortcut_input: str = "raw") -> keras.Model:
     """MIMO WRN (Havasi et al. 2021): `ensemble_size` images stacked on the channel axis in,
     one set of logits per member out, [B, M, K]. `input_shape` is one image's."""
     if ensemble_size < 1:
@@ -190,9 +192,10 @@ def batchensemble_factories(ensemble_size: int, seed: int,
 
 def wide_resnet_batchensemble(input_shape: Sequence[int], depth: int, width_multiplier: int,
                               num_classes: int, l2: float = 0.0, seed: int = 0,
-                              ensemble_size: int = 4, initializer: str = "he_normal", shortcut_input: str = "raw",
+                              ensemble_size: int = 4, initializer: str = "he_normal",
                               l2_overrides: Mapping[str, float] | None = None,
-                              random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT) -> keras.Model:
+                              random_sign_init: float = REFERENCE_RANDOM_SIGN_INIT,
+                              shortcut_input: str = "raw") -> keras.Model:
     """BatchEnsemble WRN (Wen et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     The batch is tiled M times inside (member-major, so each member sees every example),
@@ -251,10 +254,10 @@ def rank1_factories(ensemble_size: int, seed: int, **factor_args: Any) -> tuple[
 
 def wide_resnet_rank1(input_shape: Sequence[int], depth: int, width_multiplier: int,
                       num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
-                      shortcut_input: str = "raw",
-                      l2_overrides: Mapping[str, float] | None = None, *, ensemble_size: int = 4,
-                      distribution: str = "normal", prior_mean: float = 1.0, prior_stddev: float = 0.1,
-                      init_stddev: float = REFERENCE_INIT_STDDEV, random_sign_init: float = 0.5) -> keras.Model:
+                      l2_overrides: Mapping[str, float] | None = None, shortcut_input: str = "raw",
+                      *, ensemble_size: int = 4, distribution: str = "normal", prior_mean: float = 1.0,
+                      prior_stddev: float = 0.1, init_stddev: float = REFERENCE_INIT_STDDEV,
+                      random_sign_init: float = 0.5) -> keras.Model:
     """Rank-1 BNN WRN (Dusenberry et al. 2020): images [B, H, W, C] in, logits [B, M, K] out.
 
     As the reference, every conv (stem, blocks, 1x1 shortcuts) and the head are rank-1
@@ -297,9 +300,8 @@ def flipout_factories(seed: int, prior_stddev: float, init_stddev: float) -> tup
 
 def wide_resnet_variational(input_shape: Sequence[int], depth: int, width_multiplier: int,
                             num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
-                            shortcut_input: str = "raw",
-                            l2_overrides: Mapping[str, float] | None = None, *, prior_stddev: float = 0.1,
-                            init_stddev: float = 1e-3) -> keras.Model:
+                            l2_overrides: Mapping[str, float] | None = None, shortcut_input: str = "raw",
+                            *, prior_stddev: float = 0.1, init_stddev: float = 1e-3) -> keras.Model:
     """Variational WRN (mean-field Gaussian kernels sampled by Flipout, Wen et al. 2018):
     every conv (stem, blocks, 1x1 shortcuts) and the head are Flipout layers, as the
     reference; batch norm and the head's bias are deterministic. It samples in training and
@@ -353,10 +355,9 @@ def sngp_factories(seed: int, spec_norm_bound: float, spec_norm_iterations: int,
 
 def wide_resnet_sngp(input_shape: Sequence[int], depth: int, width_multiplier: int,
                      num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
-                     shortcut_input: str = "raw",
-                     l2_overrides: Mapping[str, float] | None = None, *, spec_norm_bound: float = 6.0,
-                     spec_norm_iterations: int = 1, num_inducing: int = 1024, gp_length_scale: float = 20.0,
-                     gp_input_dim: int | None = 128, gp_ridge_penalty: float = 1.0,
+                     l2_overrides: Mapping[str, float] | None = None, shortcut_input: str = "raw",
+                     *, spec_norm_bound: float = 6.0, spec_norm_iterations: int = 1, num_inducing: int = 1024,
+                     gp_length_scale: float = 20.0, gp_input_dim: int | None = 128, gp_ridge_penalty: float = 1.0,
                      gp_covariance_momentum: float = -1.0, gp_mean_field_factor: float = 20.0,
                      dropout_rate: float = 0.1) -> keras.Model:
     """SNGP WRN (Liu et al. 2020): every conv spectrally normalised (operator norm at most
@@ -392,9 +393,9 @@ def heteroscedastic_head(num_factors: int, temperature: float, num_mc_samples: i
 
 def wide_resnet_heteroscedastic(input_shape: Sequence[int], depth: int, width_multiplier: int,
                                 num_classes: int, l2: float = 0.0, seed: int = 0, initializer: str = "he_normal",
-                                shortcut_input: str = "raw",
-                                l2_overrides: Mapping[str, float] | None = None, *, num_factors: int = 6,
-                                temperature: float = 1.3, num_mc_samples: int = 10_000) -> keras.Model:
+                                l2_overrides: Mapping[str, float] | None = None, shortcut_input: str = "raw",
+                                *, num_factors: int = 6, temperature: float = 1.3,
+                                num_mc_samples: int = 10_000) -> keras.Model:
     """Heteroscedastic WRN (Collier et al. 2021): the WRN with a Monte-Carlo heteroscedastic
     softmax head (low-rank-plus-diagonal Gaussian logit noise, `num_factors` factors,
     `temperature`, `num_mc_samples` samples in training and at inference); its output is
