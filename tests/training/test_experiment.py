@@ -22,14 +22,15 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     assert ref["test/num_examples"] == N_TEST
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+@pytest.mark.parametrize("bad", [{"loss_sum": float("nan")}, {"terms": {"kl": float("inf")}}])
+def test_nan_loss_or_infinite_kl_stops_and_keeps_last_good_checkpoint(tmp_path, bad):
     def nan_in_epoch_2(train_fn):
         calls = [0]
 
         def wrapped(iterator, n):
             calls[0] += 1
             out = train_fn(iterator, n)
-            return {**out, "loss_sum": float("nan")} if calls[0] == 3 else out
+            return {**out, **bad} if calls[0] == 3 else out
         return wrapped
 
     with pytest.raises(experiment.NonFiniteError, match=r"epoch 2.*last good checkpoint is kept: ckpt-000000006"):
