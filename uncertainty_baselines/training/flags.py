@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from absl import flags
 
+from uncertainty_baselines.models.wide_resnet import SHORTCUT_INPUTS
 from uncertainty_baselines.training import distribution
 from uncertainty_baselines.training.distribution import STRATEGIES
 from uncertainty_baselines.training.schedules import SCHEDULES
@@ -145,7 +146,7 @@ def define_wide_resnet_flags(depth: int = 28, width: int = 10) -> None:
     flags.DEFINE_enum("initializer", "he_normal", ["he_normal", "glorot_uniform"],
                       "Kernel initialiser: he_normal (the reference) or glorot_uniform (Keras' "
                       "default; trains faster on short budgets).")
-    flags.DEFINE_enum("shortcut_input", "raw", ["raw", "activated"],
+    flags.DEFINE_enum("shortcut_input", "raw", list(SHORTCUT_INPUTS),
                       "What a 1x1 shortcut conv reads: raw (the block's input; the reference) or "
                       "activated (the block's first BN-ReLU; the WRN paper's code, trains faster on "
                       "short budgets).")
