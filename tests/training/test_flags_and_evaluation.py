@@ -33,6 +33,7 @@ def test_valid_flags_pass():
     ({"train_examples": 10}, "--train_examples (10) must be at least one batch (64)"),
     ({"output_dir": None}, "--output_dir is required"),
     ({"lr_schedule": "cosine", "lr_warmup_epochs": 2.0}, "must be shorter than --train_epochs (2) with --lr_schedule=cosine"),
+    ({"lr_schedule": "linear", "lr_warmup_epochs": 3.0}, "must be shorter than --train_epochs (2) with --lr_schedule=linear"),
 ])
 def test_bad_flags(overrides, message):
     with pytest.raises(ValueError, match="invalid flags") as info:

@@ -59,11 +59,20 @@ def test_cosine_schedule_hand_values():
     got = lrs(s, [0, 4, 5, 22.5, 40, 45])
     np.testing.assert_allclose(got, [0.04, 0.2, 0.2, 0.1, 0.0, 0.0], rtol=1e-6, atol=1e-7)
     assert lrs(schedules.WarmUpCosine(**s.get_config()), range(41)) == lrs(s, range(41))
-    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+    with pytest.raises(ValueError, match="unknown schedule 'exponential'"):
         schedules.image_schedule(base_learning_rate=0.1, global_batch_size=8, steps_per_epoch=1, train_epochs=1,
-                                 warmup_epochs=0, decay_fractions=[], decay_ratio=1.0, kind="linear")
+                                 warmup_epochs=0, decay_fractions=[], decay_ratio=1.0, kind="exponential")
     with pytest.raises(ValueError, match="warmup_steps < total_steps"):
         schedules.WarmUpCosine(0.1, 10, 10)
+
+
+def test_linear_image_schedule_hand_values():
+    # The cosine test's budget with linear decay: 0.2 at step 5, half of it at 22.5, 0 at 40.
+    s = schedules.image_schedule(base_learning_rate=0.1, global_batch_size=256, steps_per_epoch=10,
+                                 train_epochs=4, warmup_epochs=0.5, decay_fractions=[], decay_ratio=1.0,
+                                 kind="linear")
+    np.testing.assert_allclose(lrs(s, [0, 4, 5, 13.75, 22.5, 40, 45]), [0.04, 0.2, 0.2, 0.15, 0.1, 0.0, 0.0],
+                               rtol=1e-6, atol=1e-7)
 
 
 def test_warmup_linear_decay_hand_values():

@@ -81,7 +81,8 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
     flags.DEFINE_float("base_learning_rate", base_learning_rate,
                        "Learning rate per 128 examples; the peak LR is this x batch_size / 128.")
     flags.DEFINE_enum("lr_schedule", "step", SCHEDULES, "step: the reference warm-up + x"
-                      "--lr_decay_ratio at --lr_decay_epochs; cosine: warm-up + cosine decay to 0.")
+                      "--lr_decay_ratio at --lr_decay_epochs; cosine / linear: warm-up + cosine / linear "
+                      "decay to 0.")
     flags.DEFINE_float("lr_warmup_epochs", lr_warmup_epochs, "Epochs of linear learning-rate warm-up.")
     flags.DEFINE_list("lr_decay_epochs", [str(f) for f in lr_decay_epochs],
                       "Where the LR decays, as fractions of train_epochs (reference 60/120/160 of 200).")
@@ -258,9 +259,9 @@ def image_flag_errors(values: Any) -> list[str]:
     check(values.dataset in image_sets, f"--dataset={values.dataset!r} is unknown; valid: {image_sets}")
     check(values.base_learning_rate > 0, f"--base_learning_rate must be > 0, got {values.base_learning_rate}")
     check(values.lr_warmup_epochs >= 0, f"--lr_warmup_epochs must be >= 0, got {values.lr_warmup_epochs}")
-    check(values.lr_schedule != "cosine" or values.lr_warmup_epochs < values.train_epochs,
+    check(values.lr_schedule == "step" or values.lr_warmup_epochs < values.train_epochs,
           f"--lr_warmup_epochs ({values.lr_warmup_epochs}) must be shorter than --train_epochs "
-          f"({values.train_epochs}) with --lr_schedule=cosine")
+          f"({values.train_epochs}) with --lr_schedule={values.lr_schedule}")
     check(0 < values.lr_decay_ratio <= 1, f"--lr_decay_ratio must be in (0, 1], got {values.lr_decay_ratio}")
     check(0 <= values.momentum < 1, f"--momentum must be in [0, 1), got {values.momentum}")
     check(values.l2 >= 0, f"--l2 must be >= 0, got {values.l2}")

@@ -6,6 +6,7 @@ given as fractions of the training budget (the reference decays x0.2 at epochs
 60/120/160 of 200, i.e. at fractions 0.3/0.6/0.8), so a shorter run keeps the same
 shape. `cosine`: linear warm-up, then cosine decay to zero at the end of the budget; at a
 few epochs it spends far more of the budget near the peak rate and still ends annealed.
+`linear`: linear warm-up, then linear decay to zero (less of the budget near zero than cosine).
 The base learning rate is quoted per 128 examples and scales linearly with the global batch.
 """
 from __future__ import annotations
@@ -117,7 +118,8 @@ class WarmUpLinearDecay(WarmUpThenDecay):
         return self.peak_learning_rate * (1.0 - t)
 
 
-SCHEDULES = ("step", "cosine")
+SCHEDULES = ("step", "cosine", "linear")
+DECAYS_TO_ZERO = {"cosine": WarmUpCosine, "linear": WarmUpLinearDecay}
 
 
 def image_schedule(*, base_learning_rate: float, global_batch_size: int, steps_per_epoch: int,
@@ -129,8 +131,8 @@ def image_schedule(*, base_learning_rate: float, global_batch_size: int, steps_p
     """
     peak = scaled_learning_rate(base_learning_rate, global_batch_size)
     warmup_steps = int(math.ceil(warmup_epochs * steps_per_epoch))
-    if kind == "cosine":
-        return WarmUpCosine(peak, warmup_steps, train_epochs * steps_per_epoch)
+    if kind in DECAYS_TO_ZERO:
+        return DECAYS_TO_ZERO[kind](peak, warmup_steps, train_epochs * steps_per_epoch)
     if kind != "step":
         raise ValueError(f"unknown schedule {kind!r}; valid: {list(SCHEDULES)}")
     return WarmUpPiecewiseConstant(
