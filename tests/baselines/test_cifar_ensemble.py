@@ -91,7 +91,8 @@ def test_a_missing_member_is_named_without_the_training_flag(members, cifar_data
 
 def test_members_that_cannot_be_trained_alike_are_refused_first(members, cifar_data_dir, tmp_path):
     """Before any training: a finished member made with other training flags, a missing
-    member whose seed (--seed + position) repeats a finished one's, --eval_only."""
+    member whose seed (--seed + position) repeats a finished one's, --eval_only, a finished
+    member's corrupt checkpoint."""
     new = tmp_path / "new"
     common = [*MEMBER, "--width=1", "--train_missing_members"]
     code, out = ensemble([members / "seed0", new], cifar_data_dir, tmp_path / "a", *common, "--seed=0",
@@ -104,4 +105,10 @@ def test_members_that_cannot_be_trained_alike_are_refused_first(members, cifar_d
     code, out = ensemble([members / "seed0", new], cifar_data_dir, tmp_path / "c", *common, "--seed=0",
                          "--eval_only", f"--checkpoint_dir={members / 'seed1'}", expect_ok=False)
     assert code != 0 and "cannot be combined with --eval_only" in out
-    assert not new.exists() and not any((tmp_path / name).exists() for name in "abc")
+    broken = tmp_path / "broken"  # A finished member's truncated checkpoint is found before training.
+    shutil.copytree(members / "seed0", broken)
+    weights = checkpoint.list_checkpoints(broken / "checkpoints")[-1] / "model.npz"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    code, out = ensemble([broken, new], cifar_data_dir, tmp_path / "d", *common, "--seed=0", expect_ok=False)
+    assert code != 0 and f"ensemble member {broken}" in out and "model.npz" in out
+    assert not new.exists() and not any((tmp_path / name).exists() for name in "abcd")

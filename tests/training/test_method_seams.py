@@ -5,6 +5,7 @@ prediction), an extra loss term, a seeded batch formatter, an epoch hook, OOD sc
 kinds, and an ensemble evaluated from finished run directories.
 """
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -169,6 +170,30 @@ def test_ensemble_of_finished_runs(tmp_path):
     (tmp_path / "run1" / "run.json").write_text(json.dumps(record))
     with pytest.raises(experiment.MemberError, match="run1 was trained on .other., not .tiny."):
         experiment.evaluate_runs([tmp_path / "run0", tmp_path / "run1"], strategy=strategy, data=data)
+
+
+def test_members_that_repeat_a_run_or_lack_flags_or_checkpoints_are_named(tmp_path):
+    for i in range(2):
+        write_finished_run(tmp_path / f"run{i}", seed=i)
+    run0, run1 = tmp_path / "run0", tmp_path / "run1"
+    experiment.check_member_records([run0, run1])
+    experiment.verify_member_checkpoints([run0, run1])
+    with pytest.raises(experiment.MemberError, match=f"members {run0} and {run0} are the same run"):
+        experiment.check_member_records([run0, run0])
+    shutil.copytree(run0, tmp_path / "copy")  # Same flags and seed in another folder: one network twice.
+    with pytest.raises(experiment.MemberError, match=f"{tmp_path / 'copy'} are the same run .same flags and seed 0"):
+        experiment.check_member_records([run0, tmp_path / "copy"])
+    record = json.loads((run1 / "run.json").read_text())
+    (run1 / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "flags"}))
+    with pytest.raises(experiment.MemberError, match=f"member {run1}: its run.json records no flags"):
+        experiment.check_member_records([run0, run1])
+    shutil.rmtree(run1 / checkpoint.SUBDIR)
+    with pytest.raises(experiment.MemberError, match=f"member {run1}: no checkpoint under"):
+        experiment.verify_member_checkpoints([run0, run1])
+    weights = checkpoint.list_checkpoints(run0 / checkpoint.SUBDIR)[-1] / "model.npz"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(experiment.MemberError, match=f"member {run0}: .*model.npz"):
+        experiment.verify_member_checkpoints([run0])
 
 
 def test_mimo_batches_repeat_and_shuffle_each_member_alike_for_a_seed():

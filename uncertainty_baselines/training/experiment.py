@@ -283,25 +283,42 @@ def evaluate_checkpoint(*, model: keras.Model, strategy: tf.distribute.Strategy,
     return data.with_derived(flat), step
 
 
-def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute.Strategy,
-                 dataset: str | None = None) -> list[keras.Model]:
-    """The models of finished runs, checked to form one ensemble: the same dataset (and
-    `dataset`, when given) and the same model apart from its seed. Every checkpoint is
-    verified (`ub.models.load`); a MemberError names the run directory at fault."""
-    records = {}
+def check_member_records(run_dirs: Sequence[str | pathlib.Path], dataset: str | None = None) -> None:
+    """Refuse, naming the run directory, finished runs that cannot form one ensemble: a run
+    without a record or flags, another dataset (than `dataset`, when given, else the
+    first's), another model apart from its seed, or a run repeated (the same directory, or
+    the same flags and seed: the same network twice)."""
+    records, trained_as = {}, {}
     for run_dir in run_dirs:
         try:
             records[run_dir] = run_record.read_run_record(run_dir)
         except (OSError, ValueError) as e:
             raise MemberError(f"ensemble member {run_dir}: {e}") from None
+        if "flags" not in records[run_dir]:
+            raise MemberError(f"ensemble member {run_dir}: its {run_record.RUN_RECORD} records no flags")
     first_dir, first = next(iter(records.items()))
-    for run_dir, record in records.items():
+    for run_dir in run_dirs:
+        record = records[run_dir]
         got, want = record["flags"].get("dataset"), dataset or first["flags"].get("dataset")
         if got != want:
             raise MemberError(f"ensemble member {run_dir} was trained on {got!r}, not {want!r}")
         if _without_seed(record.get("model")) != _without_seed(first.get("model")):
             raise MemberError(f"ensemble member {run_dir} has model {record.get('model')}, which differs from "
                              f"{first_dir}'s {first.get('model')} in more than its seed")
+        key = json.dumps({k: v for k, v in record["flags"].items() if k not in ub_flags.RESULT_NEUTRAL_FLAGS},
+                         sort_keys=True)
+        if key in trained_as:
+            raise MemberError(f"ensemble members {trained_as[key]} and {run_dir} are the same run (same flags "
+                              f"and seed {record['flags'].get('seed')}): the ensemble would count it twice")
+        trained_as[key] = run_dir
+
+
+def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute.Strategy,
+                 dataset: str | None = None) -> list[keras.Model]:
+    """The models of finished runs, checked to form one ensemble (`check_member_records`),
+    each from its verified latest checkpoint (`ub.models.load`); a MemberError names the run
+    directory at fault."""
+    check_member_records(run_dirs, dataset)
     models = []
     with strategy.scope():
         for run_dir in run_dirs:
@@ -310,6 +327,19 @@ def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute
             except (OSError, ValueError) as e:  # Missing or corrupt checkpoint, unknown model.
                 raise MemberError(f"ensemble member {run_dir}: {e}") from None
     return models
+
+
+def verify_member_checkpoints(run_dirs: Sequence[str | pathlib.Path]) -> None:
+    """Refuse, naming the run directory, a finished run whose latest checkpoint is missing or
+    fails its hashes: checked before anything is trained for the ensemble."""
+    for run_dir in run_dirs:
+        found = checkpoint.list_checkpoints(pathlib.Path(run_dir) / checkpoint.SUBDIR)
+        try:
+            if not found:
+                raise FileNotFoundError(f"no checkpoint under {pathlib.Path(run_dir) / checkpoint.SUBDIR}")
+            checkpoint.load(found[-1])
+        except (OSError, ValueError) as e:
+            raise MemberError(f"ensemble member {run_dir}: {e}") from None
 
 
 def _without_seed(spec: Mapping[str, Any] | None) -> Any:
@@ -577,8 +607,9 @@ def member_conflicts(config: Any, run_dirs: Sequence[str | pathlib.Path]) -> lis
 def train_missing_members(config: Any, method: method_lib.Method, member: method_lib.Method | None,
                           run_dirs: Sequence[str | pathlib.Path], task: Task | None) -> None:
     """Train (or resume) with `member` every run directory of `run_dirs` without a finished
-    run. Everything is checked first: the ensemble's flags, each missing member's, and that
-    the members already there were made with the same training flags and other seeds."""
+    run. Everything is checked first: the ensemble's flags, each missing member's, that the
+    members already there were made with the same training flags and other seeds, and that
+    their latest checkpoints verify."""
     task = task or IMAGE_TASK
     if member is None:
         raise ub_flags.InvalidFlagsError(f"--{ub_flags.TRAIN_MISSING_MEMBERS}: this script cannot train members")
@@ -589,6 +620,10 @@ def train_missing_members(config: Any, method: method_lib.Method, member: method
     if conflicts:
         raise MemberError("; ".join(conflicts))
     missing = [(i, d) for i, d in enumerate(run_dirs) if not (pathlib.Path(d) / run_record.RUN_RECORD).exists()]
+    finished = [d for i, d in enumerate(run_dirs) if (i, d) not in missing]
+    if finished:
+        check_member_records(finished, config.dataset)
+        verify_member_checkpoints(finished)
     configs = [member_config(config, d, i) for i, d in missing]
     for member_flags in configs:
         task.validate(member_flags, member.validate(member_flags))
