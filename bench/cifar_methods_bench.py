@@ -51,7 +51,7 @@ def main() -> None:
     import tensorflow as tf
 
     import uncertainty_baselines as ub
-    from uncertainty_baselines.training import distribution, loop, method, schedules
+    from uncertainty_baselines.training import distribution, loop, method, method_flags, schedules
 
     strategy = distribution.get_strategy("cpu")
     loop.enable_determinism(0)
@@ -75,6 +75,7 @@ def main() -> None:
             optimizer = schedules.nesterov_sgd(0.01)
         train = loop.make_train_fn(model, optimizer, strategy, images, loss=seams.loss,
                                    extra_losses=seams.extra_losses, format_batch=seams.format_batch,
+                                   learning_rate_scales=seams.learning_rate_scales,
                                    steps_per_epoch=100, num_train_examples=50_000)
         iterator = iter(stream(images))
         return best_rate(lambda: train(iterator, args.steps), images * args.steps * examples_per_image,
@@ -86,6 +87,7 @@ def main() -> None:
 
     mimo = method.Method("mimo", format_batch=method.repeated_per_member_shuffles(args.repetitions, args.mimo_members),
                          batch_repetitions=args.repetitions, loss=method.summed_member_cross_entropy)
+    batchensemble = method.Method("batchensemble", learning_rate_scales=method_flags.fast_weight_scales(0.5))
     rank1 = method.Method("rank1", extra_losses=method.annealed_kl(ub.layers.rank1_kl, 200))
     vi = method.Method("vi", extra_losses=method.annealed_kl(
         functools.partial(ub.layers.flipout_kl, tied_mean=True), 200))
@@ -98,7 +100,8 @@ def main() -> None:
     references = {"train": lambda: train_rate("wide_resnet", wrn, 1), "eval": lambda: eval_rate(plain()[:1])}
     rows = {  # name: (label, rate, reference, target); rates are measured only for the rows asked for
         "batchensemble": (f"BatchEnsemble M={args.members} train, member-examples/s", lambda: train_rate(
-            "wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members), "train", 0.8),
+            "wide_resnet_batchensemble", {**wrn, "ensemble_size": args.members}, args.members, batchensemble),
+            "train", 0.8),
         "mimo": (f"MIMO M={args.mimo_members} R={args.repetitions} train, forward examples/s", lambda: train_rate(
             "wide_resnet_mimo", {**wrn, "ensemble_size": args.mimo_members}, args.repetitions, mimo), "train", 0.9),
         "ensemble": (f"ensemble of {args.members} eval, images/s x {args.members}",
