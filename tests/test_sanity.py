@@ -156,6 +156,20 @@ def test_cli_exit_status_follows_the_checks(capsys):
     assert "overfit" in out and "FAIL" in out
 
 
+def test_cli_checks_each_member_of_a_member_axis_model(capsys):
+    common = ["--model", "wide_resnet_mimo", "--input_shape", "8,8,3", "--depth", "10", "--width", "1",
+              "--kwarg", "ensemble_size=2", "--batch", "16", "--checks", "initial_loss,batch_independence"]
+    assert sanity.main(common) == 0
+    out = capsys.readouterr().out
+    assert "member 0 of 2" in out and "member 1 of 2" in out and out.count("ALL PASSED") == 2
+    assert sanity.main([*common, "--member", "1"]) == 0
+    assert "member 0 of 2" not in capsys.readouterr().out
+    assert sanity.main([*common, "--member", "2"]) == 2
+    assert "--member=2: wide_resnet_mimo has 2 members" in capsys.readouterr().err
+    assert sanity.main(["--model", "mlp", "--input_shape", "8", "--member", "0", "--checks", "initial_loss"]) == 2
+    assert "mlp has no members" in capsys.readouterr().err
+
+
 def test_cli_maps_flags_to_constructor_arguments():
     builder = ub.models.get_builder("wide_resnet")
     kwargs = sanity.builder_kwargs(builder, (8, 8, 3), 4, 1, {"depth": 10})
@@ -180,14 +194,6 @@ def test_cli_rejects_bad_flags(argv, message, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def member_view(model, member, copies=1):
-    """Member `member` of a model with a member axis ([B, M, K] logits) as a plain classifier;
-    `copies` > 1 feeds the same image to every input slot (MIMO's channel-stacked inputs)."""
-    inputs = keras.Input(model.input_shape[1:-1] + (model.input_shape[-1] // copies,))
-    stacked = keras.layers.Concatenate()([inputs] * copies) if copies > 1 else inputs
-    return keras.Model(inputs, model(stacked)[:, member])
-
-
 def test_mc_dropout_wrn_passes_the_checks_that_allow_sampling():
     x, y = random_batch((8, 8, 3), 10)
     report = sanity.run_sanity(lambda: ub.models.get(
@@ -200,23 +206,24 @@ def test_mc_dropout_wrn_passes_the_checks_that_allow_sampling():
 @pytest.mark.parametrize("member", [0, 1])
 def test_each_mimo_member_passes_every_check(member):
     x, y = random_batch((8, 8, 3), 10)
-    build = lambda: member_view(ub.models.get("wide_resnet_mimo", input_shape=(8, 8, 3), depth=10,  # noqa: E731
+    build = lambda: sanity.member_view(ub.models.get("wide_resnet_mimo", input_shape=(8, 8, 3), depth=10,  # noqa: E731
                                               width_multiplier=1, num_classes=10, ensemble_size=2), member, copies=2)
     report = sanity.run_sanity(build, x, y, steps=100)
     assert report.passed, report.table()
 
 
-def test_a_batchensemble_member_passes_every_check():
+@pytest.mark.parametrize("member", [0, 1])
+def test_each_batchensemble_member_passes_every_check(member):
     x, y = random_batch((8, 8, 3), 10)
-    build = lambda: member_view(ub.models.get("wide_resnet_batchensemble", input_shape=(8, 8, 3), depth=10,  # noqa: E731
-                                              width_multiplier=1, num_classes=10, ensemble_size=2), 1)
+    build = lambda: sanity.member_view(ub.models.get("wide_resnet_batchensemble", input_shape=(8, 8, 3), depth=10,  # noqa: E731
+                                              width_multiplier=1, num_classes=10, ensemble_size=2), member)
     report = sanity.run_sanity(build, x, y, steps=100)
     assert report.passed, report.table()
 
 
 def test_a_rank1_member_passes_every_check_with_its_kl_reported():
     x, y = random_batch((8, 8, 3), 10)
-    build = lambda: member_view(ub.models.get("wide_resnet_rank1", input_shape=(8, 8, 3), depth=10,  # noqa: E731
+    build = lambda: sanity.member_view(ub.models.get("wide_resnet_rank1", input_shape=(8, 8, 3), depth=10,  # noqa: E731
                                               width_multiplier=1, num_classes=10, ensemble_size=2), 1)
     report = sanity.run_sanity(build, x, y, steps=100, kl=ub.layers.rank1_kl)
     assert report.passed, report.table()

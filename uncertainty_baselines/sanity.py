@@ -24,9 +24,13 @@ and returns a `SanityReport` (its `table()` prints pass/fail with the measured f
 6. zero_input: after the overfit, an all-zeros input scores an eval-mode cross-entropy at
    least `zero_input_margin` x log(K) nats worse than the real input.
 
+A model with a member axis ([B, M, K] logits: BatchEnsemble, MIMO, rank-1) is checked one
+member at a time through `member_view`.
+
 Command: `python -m uncertainty_baselines.sanity --model wide_resnet --depth 10 --width 1`
 (random inputs and random labels, so the overfit is pure memorisation; the backend comes
-from KERAS_BACKEND). It exits with status 1 when a check fails.
+from KERAS_BACKEND; every member of a member-axis model, or `--member i`). It exits with
+status 1 when a check fails.
 """
 import argparse
 import ast
@@ -262,6 +266,14 @@ def run_sanity(build_model: Callable[[], keras.Model], x: np.ndarray, y: np.ndar
                         keras.backend.backend())
 
 
+def member_view(model: keras.Model, member: int, copies: int = 1) -> keras.Model:
+    """Member `member` of a model with a member axis ([B, M, K] logits) as a plain classifier;
+    `copies` > 1 feeds the same example to every input slot (MIMO's channel-stacked inputs)."""
+    inputs = keras.Input(model.input_shape[1:-1] + (model.input_shape[-1] // copies,))
+    stacked = keras.layers.Concatenate()([inputs] * copies) if copies > 1 else inputs
+    return keras.Model(inputs, model(stacked)[:, member])
+
+
 def builder_kwargs(builder: Callable, input_shape: Sequence[int], num_classes: int,
                    seed: int, extra: dict) -> dict:
     """Keyword arguments for a registered constructor, whatever it calls shape and classes.
@@ -316,6 +328,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, help="wide_resnet width multiplier")
     parser.add_argument("--kwarg", action="append", default=[], type=_parse_kwarg,
                         metavar="KEY=VALUE", help="any other constructor argument; repeatable")
+    parser.add_argument("--member", type=int, help="check only this member of a model with a member axis")
     parser.add_argument("--checks", default=",".join(CHECKS),
                         help=f"comma-separated subset of {','.join(CHECKS)}")
     args = parser.parse_args(argv)
@@ -346,13 +359,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, *args.input_shape)).astype(np.float32)
     y = rng.integers(args.num_classes, size=args.batch)
-    start = time.perf_counter()
-    report = run_sanity(lambda: builder(**kwargs), x, y, steps=args.steps,
-                        learning_rate=args.learning_rate, checks=args.checks)
-    print(f"{args.model}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on "
-          f"{args.batch} random examples, random labels; {time.perf_counter() - start:.1f} s")
-    print(report.table())
-    return 0 if report.passed else 1
+    probe = builder(**kwargs)
+    copies = probe.input_shape[-1] // args.input_shape[-1]  # MIMO stacks its M inputs on channels.
+    members = probe.output_shape[1] if len(probe.output_shape) == 3 else None
+    if args.member is not None and (members is None or not 0 <= args.member < members):
+        print(f"--member={args.member}: {args.model} has {members or 'no'} members", file=sys.stderr)
+        return 2
+    views = [None] if members is None else [args.member] if args.member is not None else range(members)
+    passed = True
+    for member in views:
+        build = (lambda: builder(**kwargs)) if member is None else (
+            lambda member=member: member_view(builder(**kwargs), member, copies))
+        start = time.perf_counter()
+        report = run_sanity(build, x, y, steps=args.steps, learning_rate=args.learning_rate, checks=args.checks)
+        print(f"{args.model}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+              f"{'' if member is None else f', member {member} of {members}'} on "
+              f"{args.batch} random examples, random labels; {time.perf_counter() - start:.1f} s")
+        print(report.table())
+        passed = passed and report.passed
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
