@@ -162,3 +162,20 @@ def test_fused_adamw_is_textbook_adamw_on_sparse_gradients():
 def test_fused_adamw_refuses_amsgrad():
     with pytest.raises(ValueError, match="no AMSGrad"):
         schedules.FusedAdamW(learning_rate=0.1, amsgrad=True)
+
+
+@pytest.mark.parametrize("kind", ["step", "cosine", "linear"])
+def test_lr_schedule_flag_picks_the_optimizers_schedule(kind):
+    """--lr_schedule reaches the optimizer a baseline trains with: 2 epochs of 10 steps at
+    batch 128 (peak 0.2), 5 warm-up steps; step decays x0.25 at step 6 (30%), cosine and
+    linear run from step 5 to zero at step 20."""
+    from image_flag_values import image_flags
+    from uncertainty_baselines.training import experiment
+    config = image_flags(lr_schedule=kind, base_learning_rate=0.2, batch_size=128, lr_warmup_epochs=0.5,
+                         lr_decay_ratio=0.25, lr_decay_epochs=["0.3"])
+    optimizer = experiment.default_optimizer(config, steps_per_epoch=10)
+    want = {"step": lambda t: 0.05, "cosine": lambda t: 0.1 * (1 + np.cos(np.pi * t)), "linear": lambda t: 0.2 * (1 - t)}
+    for step in (4, 12, 19):
+        optimizer.iterations.assign(step)
+        expected = 0.2 if step < 5 else want[kind]((step - 5) / 15)
+        assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(expected, rel=1e-5), step
