@@ -1,5 +1,6 @@
 """baselines/cifar/batchensemble.py end to end: the members of one tiled batch reported
-with the ensemble metrics, exact resume from a checkpoint, reload, flags refused."""
+with the ensemble metrics and its OOD scores, exact resume from a checkpoint, reload, flags
+refused."""
 import json
 
 import numpy as np
@@ -11,7 +12,8 @@ import uncertainty_baselines as ub
 from cifar_e2e import NUM_TEST, without_timing
 
 COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=2",
-          "--ensemble_size=2", "--steps_per_loop=2", "--log_interval_s=0", "--seed=4"]
+          "--ensemble_size=2", "--steps_per_loop=2", "--log_interval_s=0", "--seed=4",
+          "--eval_on_ood", "--ood_dataset=mnist"]
 
 
 def run(args, data_dir, output_dir, expect_ok=True):
@@ -30,6 +32,7 @@ def test_members_reported_and_model_reloads(batchensemble_run):
     metrics = record["metrics"]
     assert record["model"]["name"] == "wide_resnet_batchensemble" and metrics["test/num_examples"] == NUM_TEST
     assert metrics["test/disagreement"] > 0 and {"test/accuracy_member_0", "test/accuracy_member_1"} <= set(metrics)
+    assert {f"ood/mnist{kind}_auroc" for kind in ("", "_entropy", "_mutual_information")} <= set(metrics)
     model = ub.models.load(batchensemble_run)
     x = tf.random.stateless_normal((3, 28, 28, 1), seed=(1, 2))
     out = np.asarray(model(x, training=False))

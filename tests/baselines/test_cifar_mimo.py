@@ -12,7 +12,8 @@ from cifar_e2e import NUM_TEST, NUM_TRAIN, without_timing
 from uncertainty_baselines.runs import summaries
 
 COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=2",
-          "--ensemble_size=2", "--batch_repetitions=2", "--steps_per_loop=2", "--log_interval_s=0", "--seed=5"]
+          "--ensemble_size=2", "--batch_repetitions=2", "--steps_per_loop=2", "--log_interval_s=0", "--seed=5",
+          "--eval_on_ood", "--ood_dataset=mnist"]
 
 
 def run(args, data_dir, output_dir, expect_ok=True):
@@ -32,6 +33,7 @@ def test_members_are_the_heads_and_train_on_repeated_batches(mimo_run):
     assert record["model"]["name"] == "wide_resnet_mimo" and metrics["test/num_examples"] == NUM_TEST
     assert {"test/accuracy_member_0", "test/accuracy_member_1", "test/disagreement"} <= set(metrics)
     assert metrics["test/disagreement"] > 0  # Independently shuffled members learn different functions.
+    assert {f"ood/mnist{kind}_auroc" for kind in ("", "_entropy", "_mutual_information")} <= set(metrics)
     first_epoch = summaries.read_metrics(mimo_run)[0]
     assert first_epoch["step"] == NUM_TRAIN // (32 // 2)  # A step reads batch_size / repetitions examples ...
     model = ub.models.load(mimo_run)
