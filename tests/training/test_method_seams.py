@@ -184,6 +184,10 @@ def test_members_that_repeat_a_run_or_lack_flags_or_checkpoints_are_named(tmp_pa
     with pytest.raises(experiment.MemberError, match=f"{tmp_path / 'copy'} are the same run .same flags and seed 0"):
         experiment.check_member_records([run0, tmp_path / "copy"])
     record = json.loads((run1 / "run.json").read_text())
+    record["model"]["kwargs"]["num_classes"] = CLASSES + 1  # Another class count: another model.
+    (run1 / "run.json").write_text(json.dumps(record))
+    with pytest.raises(experiment.MemberError, match=f"member {run1} has model .*differs from {run0}'s"):
+        experiment.check_member_records([run0, run1])
     (run1 / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "flags"}))
     with pytest.raises(experiment.MemberError, match=f"member {run1}: its run.json records no flags"):
         experiment.check_member_records([run0, run1])
