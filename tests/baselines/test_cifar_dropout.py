@@ -2,6 +2,7 @@
 evaluation with the ensemble metrics and OOD kinds, exact resume from a checkpoint, reload,
 flags refused at validation."""
 import json
+import types
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import tensorflow as tf
 import cifar_e2e
 import uncertainty_baselines as ub
 from cifar_e2e import NUM_TEST, without_timing
+from uncertainty_baselines.training import method_flags
 
 COMMON = ["--dataset=fashion_mnist", "--depth=10", "--width=1", "--batch_size=32", "--train_epochs=2",
           "--eval_on_ood", "--ood_dataset=mnist", "--num_dropout_samples=3", "--dropout_rate=0.2",
@@ -53,3 +55,9 @@ def test_bad_method_flags_refused_all_at_once(cifar_data_dir, tmp_path):
     assert code != 0 and not (tmp_path / "bad").exists()
     for message in ("--dropout_rate must be in [0, 1)", "--num_dropout_samples must be >= 1"):
         assert message in out, message
+
+
+@pytest.mark.parametrize("rate,ok", [(-0.1, False), (0.0, True), (0.99, True), (1.0, False)])
+def test_dropout_rate_domain(rate, ok):
+    errors = method_flags.dropout_errors(types.SimpleNamespace(dropout_rate=rate, num_dropout_samples=1))
+    assert (errors == []) == ok and (ok or f"--dropout_rate must be in [0, 1), got {rate}" in errors[0])
