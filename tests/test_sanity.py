@@ -156,6 +156,20 @@ def test_cli_exit_status_follows_the_checks(capsys):
     assert "overfit" in out and "FAIL" in out
 
 
+def test_member_view_is_that_member_of_the_model():
+    x = random_batch((8, 8, 3), 10, n=4)[0]
+    batchensemble = ub.models.get("wide_resnet_batchensemble", input_shape=(8, 8, 3), depth=10, width_multiplier=1,
+                                  num_classes=10, ensemble_size=2)
+    mimo = ub.models.get("wide_resnet_mimo", input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=10,
+                         ensemble_size=2)
+    for model, copies, stacked in ((batchensemble, 1, x), (mimo, 2, np.concatenate([x, x], axis=-1))):
+        full = keras.ops.convert_to_numpy(model(stacked, training=False))
+        for member in (0, 1):
+            view = keras.ops.convert_to_numpy(sanity.member_view(model, member, copies)(x, training=False))
+            np.testing.assert_allclose(view, full[:, member], rtol=1e-5, atol=1e-5)
+        assert not np.allclose(full[:, 0], full[:, 1])
+
+
 def test_cli_checks_each_member_of_a_member_axis_model(capsys):
     common = ["--model", "wide_resnet_mimo", "--input_shape", "8,8,3", "--depth", "10", "--width", "1",
               "--kwarg", "ensemble_size=2", "--batch", "16", "--checks", "initial_loss,batch_independence"]

@@ -346,7 +346,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the harness on a registered model; returns 0 when every check passes, else 1."""
+    """Runs the harness on a registered model (each member of one with a member axis); returns
+    0 when every check passes, 1 when one fails, 2 for a --member the model does not have."""
     from uncertainty_baselines import models
     args = _parse_args(argv)
     extra = dict(args.kwarg)
@@ -360,16 +361,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     x = rng.standard_normal((args.batch, *args.input_shape)).astype(np.float32)
     y = rng.integers(args.num_classes, size=args.batch)
     probe = builder(**kwargs)
-    copies = probe.input_shape[-1] // args.input_shape[-1]  # MIMO stacks its M inputs on channels.
-    members = probe.output_shape[1] if len(probe.output_shape) == 3 else None
+    shape = probe.output_shape
+    members = shape[1] if isinstance(shape, tuple) and len(shape) == 3 else None  # [B, M, K] logits.
     if args.member is not None and (members is None or not 0 <= args.member < members):
         print(f"--member={args.member}: {args.model} has {members or 'no'} members", file=sys.stderr)
         return 2
     views = [None] if members is None else [args.member] if args.member is not None else range(members)
     passed = True
     for member in views:
+        copies = 1 if member is None else probe.input_shape[-1] // args.input_shape[-1]  # MIMO: M on channels.
         build = (lambda: builder(**kwargs)) if member is None else (
-            lambda member=member: member_view(builder(**kwargs), member, copies))
+            lambda: member_view(builder(**kwargs), member, copies))
         start = time.perf_counter()
         report = run_sanity(build, x, y, steps=args.steps, learning_rate=args.learning_rate, checks=args.checks)
         print(f"{args.model}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"

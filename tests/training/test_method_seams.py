@@ -5,6 +5,7 @@ prediction), an extra loss term, a seeded batch formatter, an epoch hook, OOD sc
 kinds, and an ensemble evaluated from finished run directories.
 """
 import json
+import re
 import shutil
 
 import keras
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 import uncertainty_baselines as ub
 from synthetic_run import BATCH, CLASSES, N_TRAIN, dense_model, fit, interrupt_at, make_data, strip
-from uncertainty_baselines.runs import checkpoint, lifecycle
+from uncertainty_baselines.runs import bundle, checkpoint, lifecycle
 from uncertainty_baselines.training import distribution, experiment, loop
 from uncertainty_baselines.training import method as method_lib
 from uncertainty_baselines.training.method import Method, member_cross_entropy
@@ -178,25 +179,39 @@ def test_members_that_repeat_a_run_or_lack_flags_or_checkpoints_are_named(tmp_pa
     run0, run1 = tmp_path / "run0", tmp_path / "run1"
     experiment.check_member_records([run0, run1])
     experiment.verify_member_checkpoints([run0, run1])
-    with pytest.raises(experiment.MemberError, match=f"members {run0} and {run0} are the same run"):
+    with pytest.raises(experiment.MemberError, match="at least one member"):
+        experiment.check_member_records([])
+    with pytest.raises(experiment.MemberError, match=re.escape(f"members {run0} and {run0} are the same run")):
         experiment.check_member_records([run0, run0])
-    shutil.copytree(run0, tmp_path / "copy")  # Same flags and seed in another folder: one network twice.
-    with pytest.raises(experiment.MemberError, match=f"{tmp_path / 'copy'} are the same run .same flags and seed 0"):
-        experiment.check_member_records([run0, tmp_path / "copy"])
+    copy = tmp_path / "copy"  # Same training flags and seed in another folder: one network twice, ...
+    shutil.copytree(run0, copy)
+    record = json.loads((copy / "run.json").read_text())
+    record["flags"]["eval_on_ood"] = True  # ... whatever it was evaluated on.
+    (copy / "run.json").write_text(json.dumps(record))
+    with pytest.raises(experiment.MemberError, match=re.escape(f"{copy} are the same run (same training flags and seed 0")):
+        experiment.check_member_records([run0, copy])
+    for folder in (run0, copy):  # Imported reference models record no seed: not judged the same.
+        record = json.loads((folder / "run.json").read_text())
+        (folder / "run.json").write_text(json.dumps({**record, "flags": {"dataset": "tiny"}}))
+    experiment.check_member_records([run0, copy])
     record = json.loads((run1 / "run.json").read_text())
     record["model"]["kwargs"]["num_classes"] = CLASSES + 1  # Another class count: another model.
     (run1 / "run.json").write_text(json.dumps(record))
-    with pytest.raises(experiment.MemberError, match=f"member {run1} has model .*differs from {run0}'s"):
+    with pytest.raises(experiment.MemberError, match=re.escape(f"member {run1} has model ") + ".*" +
+                       re.escape(f"differs from {run0}'s")):
         experiment.check_member_records([run0, run1])
     (run1 / "run.json").write_text(json.dumps({k: v for k, v in record.items() if k != "flags"}))
-    with pytest.raises(experiment.MemberError, match=f"member {run1}: its run.json records no flags"):
+    with pytest.raises(experiment.MemberError, match=re.escape(f"member {run1}: its run.json records no flags")):
         experiment.check_member_records([run0, run1])
     shutil.rmtree(run1 / checkpoint.SUBDIR)
-    with pytest.raises(experiment.MemberError, match=f"member {run1}: no checkpoint under"):
+    with pytest.raises(experiment.MemberError, match=re.escape(f"member {run1}: no checkpoint under")):
         experiment.verify_member_checkpoints([run0, run1])
+    released = bundle.write(tmp_path / "bundle", weights={"w": np.ones(2, np.float32)}, spec={"name": "mlp"},
+                            record={"seed": 0}, card="# card\n")  # A bundle's weights verify, no checkpoints.
+    experiment.verify_member_checkpoints([released])
     weights = checkpoint.list_checkpoints(run0 / checkpoint.SUBDIR)[-1] / "model.npz"
     weights.write_bytes(weights.read_bytes()[:-10])
-    with pytest.raises(experiment.MemberError, match=f"member {run0}: .*model.npz"):
+    with pytest.raises(experiment.MemberError, match=re.escape(f"member {run0}: ") + ".*model.npz"):
         experiment.verify_member_checkpoints([run0])
 
 

@@ -287,7 +287,9 @@ def check_member_records(run_dirs: Sequence[str | pathlib.Path], dataset: str | 
     """Refuse, naming the run directory, finished runs that cannot form one ensemble: a run
     without a record or flags, another dataset (than `dataset`, when given, else the
     first's), another model apart from its seed, or a run repeated (the same directory, or
-    the same flags and seed: the same network twice)."""
+    the same training flags and seed: the same network twice)."""
+    if not run_dirs:
+        raise MemberError("an ensemble needs at least one member")
     records, trained_as = {}, {}
     for run_dir in run_dirs:
         try:
@@ -305,11 +307,13 @@ def check_member_records(run_dirs: Sequence[str | pathlib.Path], dataset: str | 
         if _without_seed(record.get("model")) != _without_seed(first.get("model")):
             raise MemberError(f"ensemble member {run_dir} has model {record.get('model')}, which differs from "
                              f"{first_dir}'s {first.get('model')} in more than its seed")
-        key = json.dumps({k: v for k, v in record["flags"].items() if k not in ub_flags.RESULT_NEUTRAL_FLAGS},
-                         sort_keys=True)
+        if "seed" not in record["flags"]:  # An imported reference model records no training flags.
+            continue
+        ignore = {*ub_flags.RESULT_NEUTRAL_FLAGS, *ub_flags.EVALUATION_FLAGS}
+        key = json.dumps({k: v for k, v in record["flags"].items() if k not in ignore}, sort_keys=True)
         if key in trained_as:
-            raise MemberError(f"ensemble members {trained_as[key]} and {run_dir} are the same run (same flags "
-                              f"and seed {record['flags'].get('seed')}): the ensemble would count it twice")
+            raise MemberError(f"ensemble members {trained_as[key]} and {run_dir} are the same run (same training "
+                              f"flags and seed {record['flags']['seed']}): the ensemble would count it twice")
         trained_as[key] = run_dir
 
 
@@ -330,11 +334,15 @@ def load_members(run_dirs: Sequence[str | pathlib.Path], strategy: tf.distribute
 
 
 def verify_member_checkpoints(run_dirs: Sequence[str | pathlib.Path]) -> None:
-    """Refuse, naming the run directory, a finished run whose latest checkpoint is missing or
-    fails its hashes: checked before anything is trained for the ensemble."""
+    """Refuse, naming the run directory, a finished run (or release bundle) whose latest
+    checkpoint is missing or fails its hashes: checked before anything is trained for the
+    ensemble, which `ub.models.load` would otherwise find only after."""
     for run_dir in run_dirs:
-        found = checkpoint.list_checkpoints(pathlib.Path(run_dir) / checkpoint.SUBDIR)
         try:
+            if bundle.is_bundle(run_dir):
+                bundle.read(run_dir)
+                continue
+            found = checkpoint.list_checkpoints(pathlib.Path(run_dir) / checkpoint.SUBDIR)
             if not found:
                 raise FileNotFoundError(f"no checkpoint under {pathlib.Path(run_dir) / checkpoint.SUBDIR}")
             checkpoint.load(found[-1])
@@ -619,8 +627,9 @@ def train_missing_members(config: Any, method: method_lib.Method, member: method
     conflicts = member_conflicts(config, run_dirs)
     if conflicts:
         raise MemberError("; ".join(conflicts))
-    missing = [(i, d) for i, d in enumerate(run_dirs) if not (pathlib.Path(d) / run_record.RUN_RECORD).exists()]
-    finished = [d for i, d in enumerate(run_dirs) if (i, d) not in missing]
+    is_finished = [(pathlib.Path(d) / run_record.RUN_RECORD).exists() for d in run_dirs]
+    missing = [(i, d) for i, (d, done) in enumerate(zip(run_dirs, is_finished)) if not done]
+    finished = [d for d, done in zip(run_dirs, is_finished) if done]
     if finished:
         check_member_records(finished, config.dataset)
         verify_member_checkpoints(finished)
