@@ -208,12 +208,13 @@ def test_cli_rejects_bad_flags(argv, message, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_mc_dropout_wrn_passes_the_checks_that_allow_sampling():
+def test_mc_dropout_wrn_passes_every_check():
+    # Its masks are drawn in eval mode too: zero_input compares two sampled passes (a margin
+    # of about 2.5 nats here, against the 1.15 it needs).
     x, y = random_batch((8, 8, 3), 10)
     report = sanity.run_sanity(lambda: ub.models.get(
         "wide_resnet_mc_dropout", input_shape=(8, 8, 3), depth=10, width_multiplier=1, num_classes=10,
-        dropout_rate=0.1), x, y, steps=100,
-        checks=("initial_loss", "overfit", "trainable_variables_change", "batch_independence", "determinism"))
+        dropout_rate=0.1), x, y, steps=100)
     assert report.passed, report.table()
 
 
