@@ -39,10 +39,7 @@ def load(path: str | os.PathLike, checkpoint_path: str | os.PathLike | None = No
         return build(release.spec, release.weights, f"bundle {path}")
     record = read_run_record(path)
     if checkpoint_path is None:
-        found = checkpoint.list_checkpoints(path / checkpoint.SUBDIR)
-        if not found:
-            raise FileNotFoundError(f"no checkpoint under {path / checkpoint.SUBDIR}")
-        checkpoint_path = found[-1]
+        checkpoint_path = checkpoint.latest_path(path / checkpoint.SUBDIR)
     ckpt = checkpoint.load(checkpoint_path)
     return build(record.get("model"), ckpt.parts["model"], f"{path}/run.json with {checkpoint_path}")
 

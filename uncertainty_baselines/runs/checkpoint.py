@@ -111,6 +111,15 @@ def list_checkpoints(directory: str | os.PathLike) -> list[pathlib.Path]:
     return sorted(p for p in directory.iterdir() if p.is_dir() and _NAME.match(p.name))
 
 
+def latest_path(directory: str | os.PathLike) -> pathlib.Path:
+    """The newest checkpoint folder under `directory` (not verified); FileNotFoundError when
+    there is none."""
+    found = list_checkpoints(directory)
+    if not found:
+        raise FileNotFoundError(f"no checkpoint under {directory}")
+    return found[-1]
+
+
 def restore_latest(directory: str | os.PathLike) -> Checkpoint | None:
     """The newest checkpoint that verifies, or None when there is none.
 

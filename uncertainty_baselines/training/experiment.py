@@ -291,6 +291,7 @@ def check_member_records(run_dirs: Sequence[str | pathlib.Path], dataset: str | 
     if not run_dirs:
         raise MemberError("an ensemble needs at least one member")
     records, trained_as = {}, {}
+    training_neutral = {*ub_flags.RESULT_NEUTRAL_FLAGS, *ub_flags.EVALUATION_FLAGS}
     for run_dir in run_dirs:
         try:
             records[run_dir] = run_record.read_run_record(run_dir)
@@ -309,8 +310,7 @@ def check_member_records(run_dirs: Sequence[str | pathlib.Path], dataset: str | 
                              f"{first_dir}'s {first.get('model')} in more than its seed")
         if "seed" not in record["flags"]:  # An imported reference model records no training flags.
             continue
-        ignore = {*ub_flags.RESULT_NEUTRAL_FLAGS, *ub_flags.EVALUATION_FLAGS}
-        key = json.dumps({k: v for k, v in record["flags"].items() if k not in ignore}, sort_keys=True)
+        key = json.dumps({k: v for k, v in record["flags"].items() if k not in training_neutral}, sort_keys=True)
         if key in trained_as:
             raise MemberError(f"ensemble members {trained_as[key]} and {run_dir} are the same run (same training "
                               f"flags and seed {record['flags']['seed']}): the ensemble would count it twice")
@@ -342,10 +342,7 @@ def verify_member_checkpoints(run_dirs: Sequence[str | pathlib.Path]) -> None:
             if bundle.is_bundle(run_dir):
                 bundle.read(run_dir)
                 continue
-            found = checkpoint.list_checkpoints(pathlib.Path(run_dir) / checkpoint.SUBDIR)
-            if not found:
-                raise FileNotFoundError(f"no checkpoint under {pathlib.Path(run_dir) / checkpoint.SUBDIR}")
-            checkpoint.load(found[-1])
+            checkpoint.load(checkpoint.latest_path(pathlib.Path(run_dir) / checkpoint.SUBDIR))
         except (OSError, ValueError) as e:
             raise MemberError(f"ensemble member {run_dir}: {e}") from None
 
