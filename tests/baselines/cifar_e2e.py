@@ -41,6 +41,15 @@ def run(script, args, data_dir, output_dir, expect_ok=True):
     return script_runs.run("cifar", script, args, data_dir, output_dir, expect_ok)
 
 
+def sigkill_then_rerun(script, args, data_dir, output_dir):
+    """SIGKILLs a run of `script` once its first checkpoint exists and reruns it to its end
+    (script_runs.kill_after_first_checkpoint_then_rerun); returns the finished run's metrics
+    (to compare with the uninterrupted run's)."""
+    out = script_runs.kill_after_first_checkpoint_then_rerun("cifar", script, args, data_dir, output_dir)
+    assert "resumed from" in out, out[-3000:]
+    return json.loads((output_dir / "run.json").read_text())["metrics"]
+
+
 def resume_from_first_checkpoint(script, args, data_dir, finished_dir, output_dir):
     """Reruns a copy of finished run `finished_dir` from its first checkpoint (see
     script_runs.rerun_a_copy_from_its_first_checkpoint); returns the resumed run's metrics (to

@@ -1,5 +1,5 @@
 """baselines/cifar/batchensemble.py end to end: the members of one tiled batch reported
-with the ensemble metrics and its OOD scores, exact resume from a checkpoint, reload, flags
+with the ensemble metrics and its OOD scores, exact resume after SIGKILL, reload, flags
 refused."""
 import json
 
@@ -39,8 +39,8 @@ def test_members_reported_and_model_reloads(batchensemble_run):
     assert out.shape == (3, 2, 10) and not np.allclose(out[:, 0], out[:, 1])
 
 
-def test_resume_from_the_first_checkpoint_is_exact(batchensemble_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.resume_from_first_checkpoint("batchensemble", COMMON, cifar_data_dir, batchensemble_run, tmp_path / "resumed")
+def test_sigkill_after_the_first_checkpoint_then_rerun_is_exact(batchensemble_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.sigkill_then_rerun("batchensemble", COMMON, cifar_data_dir, tmp_path / "killed")
     ref = json.loads((batchensemble_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)
 

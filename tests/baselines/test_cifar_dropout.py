@@ -1,5 +1,5 @@
 """baselines/cifar/dropout.py end to end on the tiny prepared Fashion-MNIST subset: sampled
-evaluation with the ensemble metrics and OOD kinds, exact resume from a checkpoint, reload,
+evaluation with the ensemble metrics and OOD kinds, exact resume after SIGKILL, reload,
 flags refused at validation."""
 import json
 import types
@@ -44,8 +44,8 @@ def test_sampled_evaluation_reports_ensemble_metrics_and_ood_kinds(dropout_run):
     assert not np.array_equal(np.asarray(model(x, training=False)), np.asarray(model(x, training=False)))
 
 
-def test_resume_from_the_first_checkpoint_is_exact(dropout_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.resume_from_first_checkpoint("dropout", COMMON, cifar_data_dir, dropout_run, tmp_path / "resumed")
+def test_sigkill_after_the_first_checkpoint_then_rerun_is_exact(dropout_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.sigkill_then_rerun("dropout", COMMON, cifar_data_dir, tmp_path / "killed")
     ref = json.loads((dropout_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # Dropout masks included: exactly equal.
 

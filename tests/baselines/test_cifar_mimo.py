@@ -1,5 +1,5 @@
 """baselines/cifar/mimo.py end to end: M heads reported as members, each member's batch
-its own seeded shuffle of the repeated batch (exact resume from a checkpoint), reload."""
+its own seeded shuffle of the repeated batch (exact resume after SIGKILL), reload."""
 import json
 
 import numpy as np
@@ -41,8 +41,8 @@ def test_members_are_the_heads_and_train_on_repeated_batches(mimo_run):
     assert model(x, training=False).shape == (3, 2, 10)
 
 
-def test_resume_from_the_first_checkpoint_is_exact(mimo_run, cifar_data_dir, tmp_path):
-    got = cifar_e2e.resume_from_first_checkpoint("mimo", COMMON, cifar_data_dir, mimo_run, tmp_path / "resumed")
+def test_sigkill_after_the_first_checkpoint_then_rerun_is_exact(mimo_run, cifar_data_dir, tmp_path):
+    got = cifar_e2e.sigkill_then_rerun("mimo", COMMON, cifar_data_dir, tmp_path / "killed")
     ref = json.loads((mimo_run / "run.json").read_text())["metrics"]
     assert without_timing(got) == without_timing(ref)  # The per-member shuffles are replayed exactly.
 
