@@ -5,6 +5,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import uncertainty_baselines as ub
+from image_flag_values import image_flags
+from uncertainty_baselines.training import experiment
 from mock_tfds_data import expected_pixel, image_example_fn, mock_tfds
 
 CIFAR10_MEAN = np.array([0.4914, 0.4822, 0.4465])
@@ -24,12 +26,12 @@ def to_uint8(features, mean=CIFAR10_MEAN, std=CIFAR10_STD):
     return np.round((features * std + mean) * 255).astype(np.int64)
 
 
-def crop_and_flip_of(raw, output):
-    """All (dy, dx, flipped) whose pad-4 crop (then optional flip) of raw equals output."""
-    padded = np.pad(raw, ((4, 4), (4, 4), (0, 0)))
+def crop_and_flip_of(raw, output, pad=4):
+    """All (dy, dx, flipped) whose pad-`pad` crop (then optional flip) of raw equals output."""
+    padded = np.pad(raw, ((pad, pad), (pad, pad), (0, 0)))
     found = []
-    for dy in range(9):
-        for dx in range(9):
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
             window = padded[dy:dy + 32, dx:dx + 32]
             for flipped in (False, True):
                 if np.array_equal(window[:, ::-1] if flipped else window, output):
@@ -68,18 +70,28 @@ def test_cifar100_uses_its_own_statistics(cifar10):
     np.testing.assert_allclose(first, expected, atol=1e-5)
 
 
-def test_training_augmentation_is_a_pad4_crop_and_flip(tmp_path):
+@pytest.mark.parametrize("crop_padding,pad", [(None, 4), (2, 2), (0, 0)])
+def test_training_augmentation_is_a_padded_crop_and_flip(tmp_path, crop_padding, pad):
+    kwargs = {} if crop_padding is None else {"crop_padding": crop_padding}
     with mock_tfds(str(tmp_path), {"cifar10": ({"train": 24, "test": 2}, gradient_example)}):
-        ds = ub.datasets.get("cifar10", split="train", seed=0)
+        ds = ub.datasets.get("cifar10", split="train", seed=0, **kwargs)
         batch = next(iter(ds.load(batch_size=24)))
     seen = set()
     for features, example_id in zip(batch["features"].numpy(), batch["id"].numpy()):
         raw = gradient_example(tf.constant(example_id, tf.int64))["image"].numpy()
-        matches = crop_and_flip_of(raw.astype(np.int64), to_uint8(features))
-        assert len(matches) >= 1, f"example {example_id} is not a pad-4 crop/flip of its image"
+        matches = crop_and_flip_of(raw.astype(np.int64), to_uint8(features), pad)
+        assert len(matches) >= 1, f"example {example_id} is not a pad-{pad} crop/flip of its image"
         seen.update(matches)
     assert {flipped for _, _, flipped in seen} == {False, True}
-    assert len({(dy, dx) for dy, dx, _ in seen}) > 5
+    # Shifts use the whole range the padding allows (5x5 offsets at pad 2, only (0, 0) at pad 0).
+    assert len({(dy, dx) for dy, dx, _ in seen}) > min(5, (2 * pad + 1) ** 2 - 1)
+
+
+def test_crop_padding_is_refused_where_it_means_nothing(tmp_path):
+    with pytest.raises(ValueError, match="crop_padding must be >= 0, got -1"):
+        ub.datasets.get("cifar10", split="train", crop_padding=-1, data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="mnist has no pad-and-crop augmentation"):
+        ub.datasets.get("mnist", split="train", crop_padding=2, data_dir=str(tmp_path))
 
 
 def test_training_augmentation_is_reproducible(cifar10):
@@ -174,3 +186,14 @@ def test_prepared_data_trains_and_evaluates_under_a_strategy(prepared_cifar10):
     batch = next(iter(train.load(batch_size=8, strategy=strategy)))
     shapes = [t.shape for t in strategy.experimental_local_results(batch["features"])]
     assert shapes == [(4, 32, 32, 3), (4, 32, 32, 3)]
+
+
+@pytest.mark.parametrize("crop_padding,shifted", [(None, True), (0, False)])
+def test_the_crop_padding_flag_reaches_the_training_set(cifar10, tmp_path, crop_padding, shifted):
+    # Mock images are constant per channel: a shifted crop shows a black border, an unshifted one none.
+    values = image_flags(crop_padding=crop_padding, data_dir=str(tmp_path), download_data=False, seed=0,
+                         batch_size=40)
+    data = experiment.load_image_data(values, tf.distribute.get_strategy(), with_corrupted=False)
+    images = to_uint8(next(iter(data.train))["features"].numpy())
+    constant = [(image == image[0, 0]).all() for image in images]
+    assert (not all(constant)) is shifted

@@ -13,6 +13,7 @@ def test_valid_flags_pass():
     flags.validate_image_flags(image_flags())
     flags.validate_image_flags(image_flags(eval_on_ood=True, corruptions_interval=5, severities=["1", "5"],
                                            strategy="mirrored", num_cores=2, batch_size=64))
+    flags.validate_image_flags(image_flags(crop_padding=0))
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -23,6 +24,8 @@ def test_valid_flags_pass():
     ({"strategy": "mirrored", "num_cores": 2, "eval_batch_size": 7}, "--eval_batch_size=7 is not divisible"),
     ({"lr_decay_epochs": ["0.8", "0.3"]}, "--lr_decay_epochs must be increasing fractions"),
     ({"lr_decay_epochs": ["a"]}, "--lr_decay_epochs must be numbers"),
+    ({"crop_padding": -2}, "--crop_padding must be >= 0, got -2"),
+    ({"crop_padding": 2, "dataset": "fashion_mnist"}, "--crop_padding: fashion_mnist has no pad-and-crop augmentation"),
     ({"eval_only": True}, "--eval_only needs --checkpoint_dir"),
     ({"eval_on_ood": True, "ood_dataset": ["nope"]}, "unknown: ['nope']"),
     ({"corruptions_interval": 1, "dataset": "cifar100"}, "cifar100 has no corrupted test set"),

@@ -1,21 +1,17 @@
 """CIFAR-10, CIFAR-100 and CIFAR-10-C (TFDS ``cifar10``, ``cifar100``, ``cifar10_corrupted``).
 
-Training: zero-pad 4, random 32x32 crop, random horizontal flip. Every split: per-channel
-normalisation with the dataset's own training-set mean and standard deviation.
+Training: zero-pad 4 (the reference; ``crop_padding`` changes it), random 32x32 crop,
+random horizontal flip. Every split: per-channel normalisation with the dataset's own
+training-set mean and standard deviation.
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
-from uncertainty_baselines.datasets.images import (CorruptedImageDataset, ImageDataset,
-                                                   pad_crop_flip)
+from uncertainty_baselines.datasets.images import CorruptedImageDataset, ImageDataset
 
 
 class _CifarDataset(ImageDataset):
     IMAGE_SHAPE = (32, 32, 3)
-
-    def _augment(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        return pad_crop_flip(image, seed, pad=4)
+    CROP_PADDING = 4
 
 
 class Cifar10Dataset(_CifarDataset):

@@ -60,8 +60,8 @@ class ImageDataset(TfdsDataset):
     """A TFDS image classification dataset; subclasses set the class attributes.
 
     Features are ``preprocess_image(image, seed)``; labels the int32 class. Subclasses
-    change the augmentation by overriding ``_augment``, or the whole image pipeline by
-    overriding ``preprocess_image``.
+    with ``CROP_PADDING`` set train on ``pad_crop_flip``; others change the augmentation by
+    overriding ``_augment``, or the whole image pipeline by overriding ``preprocess_image``.
     """
 
     NAME: ClassVar[str]
@@ -72,10 +72,20 @@ class ImageDataset(TfdsDataset):
     TFDS_SPLIT_NAMES: ClassVar[Mapping[str, str]] = {}  # ours -> TFDS's, where they differ
     MEAN: ClassVar[tuple[float, ...]]
     STD: ClassVar[tuple[float, ...]]
+    # Default zero padding (pixels) of the training pad_crop_flip; None: no such augmentation.
+    CROP_PADDING: ClassVar[int | None] = None
 
     def __init__(self, split: str = "train", *, decoders: Mapping[str, Any] | None = None,
-                 **kwargs: Any):
-        """See ``TfdsDataset`` and ``BaseDataset`` for the arguments."""
+                 crop_padding: int | None = None, **kwargs: Any):
+        """crop_padding: zero padding of the training pad_crop_flip (default CROP_PADDING; only
+        datasets with that augmentation take it). See ``TfdsDataset`` and ``BaseDataset`` for
+        the other arguments."""
+        if crop_padding is not None and self.CROP_PADDING is None:
+            raise ValueError(f"{self.NAME} has no pad-and-crop augmentation; crop_padding is for "
+                             "datasets that have one (cifar10, cifar100)")
+        if crop_padding is not None and crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+        self.crop_padding = self.CROP_PADDING if crop_padding is None else crop_padding
         super().__init__(name=self.NAME, tfds_name=self.TFDS_NAME, num_classes=self.NUM_CLASSES,
                          split=split, raw_splits=self.RAW_SPLITS,
                          tfds_split_names=self.TFDS_SPLIT_NAMES,
@@ -87,9 +97,10 @@ class ImageDataset(TfdsDataset):
         return tuple(self.IMAGE_SHAPE)
 
     def _augment(self, image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """Training augmentation of a uint8 image; none by default."""
-        del seed
-        return image
+        """Training augmentation of a uint8 image: pad_crop_flip when the dataset has it, else none."""
+        if self.crop_padding is None:
+            return image
+        return pad_crop_flip(image, seed, pad=self.crop_padding)
 
     def preprocess_image(self, image: tf.Tensor, seed: tf.Tensor | None) -> tf.Tensor:
         """uint8 image -> float32 model input; augmented when a seed is given."""

@@ -97,7 +97,8 @@ def load_image_data(values: Any, strategy: tf.distribute.Strategy, *, with_corru
     go to every in-distribution set (train, test, corrupted; e.g. ImageNet's image_size)."""
     train_batch_size = train_batch_size or values.batch_size
     on_disk = {"data_dir": values.data_dir, "download_data": values.download_data, **(dataset_kwargs or {})}
-    train = train_subset(values.dataset, values.train_examples, seed=values.seed, **on_disk)
+    augmentation = {} if values.crop_padding is None else {"crop_padding": values.crop_padding}
+    train = train_subset(values.dataset, values.train_examples, seed=values.seed, **on_disk, **augmentation)
     test = ub_datasets.get(values.dataset, "test", **on_disk)
     eval_batch = values.eval_batch_size or values.batch_size
     ood = {}
