@@ -1,12 +1,14 @@
 #!/bin/bash
 # Every row of the CIFAR-10 methods table in README.md at the common budget: WRN-16-2,
 # 4 epochs, global batch 128, cosine schedule (200-step warm-up to LR 0.2, cosine to zero),
-# Glorot init, L2 5e-4 on the kernels, seed 42 (ensemble members 42-45); the methods' own
-# hyperparameters at their reference defaults. One row at a time under a lock; a killed row
-# resumes from its last checkpoint when this script runs again, finished rows are skipped.
+# Glorot init, L2 5e-4 on the kernels, 1-pixel crop padding, seed 42 (ensemble members
+# 42-45); the methods' own hyperparameters at their reference defaults. One row at a time
+# under a lock; a killed row resumes from its last checkpoint when this script runs again,
+# finished rows are skipped.
 #   DATA_DIR=/work/data RUNS=/work/runs/table bash baselines/cifar/common_budget.sh
 # ROWS="sngp heteroscedastic" runs only the named rows (the ensemble needs its members' runs);
-# EXTRA="--shortcut_input=activated" adds flags to every trained row (use a new RUNS folder).
+# EXTRA="--shortcut_input=activated" adds flags to every trained row (use a new RUNS folder);
+# CROP_PADDING=4 (the reference's) made the tables before 2026-12-05.
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -16,7 +18,7 @@ LOCK=${LOCK:-/tmp/heavy.lock}
 mkdir -p "$RUNS"
 COMMON="--dataset=cifar10 --data_dir=$DATA_DIR --depth=16 --width=2 --train_epochs=4 --batch_size=128
   --lr_schedule=cosine --lr_warmup_epochs=0.5128 --initializer=glorot_uniform --l2=5e-4 --base_learning_rate=0.2
-  ${EXTRA:-}"
+  --crop_padding=${CROP_PADDING:-1} ${EXTRA:-}"
 EVAL="--eval_on_ood --ood_dataset=mnist --corruptions_interval=4 --severities=3"
 
 row() {  # row NAME SCRIPT ARGS...: one run, skipped when its run.json exists.

@@ -79,7 +79,7 @@ def define_image_flags(*, dataset: str = "cifar10", train_epochs: int = 200, bat
     flags.DEFINE_bool("download_data", False, "Let TFDS download missing data (needs internet).")
     flags.DEFINE_integer("crop_padding", None, "Zero padding (pixels) before the random crop of the "
                          "training augmentation, for datasets that pad and crop (CIFAR); default the "
-                         "dataset's own (CIFAR: 4, the reference). 2 fits better in a few epochs "
+                         "dataset's own (CIFAR: 4, the reference). Less fits better in a few epochs "
                          "(baselines/cifar/README.md).")
     # Optimisation.
     flags.DEFINE_float("base_learning_rate", base_learning_rate,
